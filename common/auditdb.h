@@ -1,0 +1,99 @@
+/* The session database's schema, migrations, hash chain, queries and
+ * verification — shared by the agent's writer (agent/audit.c) and by
+ * sluicectl (audit, audit verify), so both agree on what a row hashes to.
+ *
+ * Tables (all append-only; each row carries prev_hash and hash):
+ *   grants(id, grant_id, created_us, uid, user, connection, protocol,
+ *          expires_us, schema, reason, subject, issuer, groups)
+ *   statements(id, ts_us, grant_id, uid, user, connection, conn_serial, sql,
+ *          decision, rule, outcome, sqlstate, error, rows, duration_us,
+ *          subject, issuer, groups)
+ *   events(id, ts_us, kind, grant_id, uid, user, connection, detail)
+ * Timestamps are microseconds since the epoch (UTC). Each table is its own
+ * chain: hash = SHA-256(prev_hash || canonical encoding of the row's
+ * columns), prev_hash of the first row is 32 zero bytes. The schema version
+ * is PRAGMA user_version; migrations run in order in one transaction. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sqlite3.h>
+#include "common/util.h"
+
+#define AUDITDB_HASH_LEN 32
+
+/* Open path. readonly=false: create if missing (mode 0640), WAL mode,
+ * migrate to the current schema. readonly=true: the file must exist and
+ * carry a schema version this build knows. *err on failure (caller frees). */
+int auditdb_open(const char *path, bool readonly, sqlite3 **out, char **err) WUR;
+
+struct auditdb_filter {
+	int64_t since_us;        /* 0 = no lower bound */
+	const char *user;        /* NULL = any */
+	const char *grant_id;    /* NULL = any */
+	const char *decision;    /* NULL = any (statements only) */
+	size_t limit;            /* 0 = no limit; newest rows first when set */
+};
+
+/* Column values as stored; strings are NULL when the column is NULL.
+ * Valid only during the callback. */
+struct auditdb_statement_row {
+	int64_t id, ts_us;
+	const char *grant_id;
+	int64_t uid;
+	const char *user, *connection;
+	int64_t conn_serial;
+	const char *sql, *decision, *rule, *outcome, *sqlstate, *error;
+	int64_t rows, duration_us;   /* -1 when unknown */
+	const char *subject, *issuer, *groups;
+};
+
+struct auditdb_event_row {
+	int64_t id, ts_us;
+	const char *kind, *grant_id;
+	int64_t uid;                 /* -1 when NULL */
+	const char *user, *connection, *detail;
+};
+
+struct auditdb_grant_row {
+	int64_t id, created_us;
+	const char *grant_id;
+	int64_t uid;
+	const char *user, *connection, *protocol;
+	int64_t expires_us;
+	const char *schema, *reason, *subject, *issuer, *groups;
+};
+
+/* Rows matching f in ascending id order (or, with a limit, the newest
+ * `limit` rows, still printed oldest first). The callback returns 0 to go on
+ * or a negative errno to stop (returned). */
+int auditdb_each_statement(sqlite3 *db, const struct auditdb_filter *f,
+			   int (*cb)(const struct auditdb_statement_row *, void *), void *ud) WUR;
+int auditdb_each_event(sqlite3 *db, const struct auditdb_filter *f,
+		       int (*cb)(const struct auditdb_event_row *, void *), void *ud) WUR;
+int auditdb_each_grant(sqlite3 *db, const struct auditdb_filter *f,
+		       int (*cb)(const struct auditdb_grant_row *, void *), void *ud) WUR;
+
+/* Inserting (the agent's writer): computes prev_hash/hash from the last row
+ * of the table (cached in the handle state below). */
+struct auditdb_chain {
+	uint8_t last[3][AUDITDB_HASH_LEN]; /* grants, statements, events */
+	bool loaded;
+};
+int auditdb_insert_statement(sqlite3 *db, struct auditdb_chain *c,
+			     const struct auditdb_statement_row *r) WUR;
+int auditdb_insert_event(sqlite3 *db, struct auditdb_chain *c,
+			 const struct auditdb_event_row *r) WUR;
+int auditdb_insert_grant(sqlite3 *db, struct auditdb_chain *c,
+			 const struct auditdb_grant_row *r) WUR;
+
+struct auditdb_verify_result {
+	size_t rows_checked;
+	bool ok;
+	const char *table;      /* first table with a mismatch (static string) */
+	int64_t first_bad_id;   /* its row id */
+	char detail[256];       /* what did not match */
+};
+/* Recompute every chain. Returns 0 when it could read the database (then
+ * res->ok says whether everything matched), or a negative errno. */
+int auditdb_verify(sqlite3 *db, struct auditdb_verify_result *res) WUR;

@@ -1,0 +1,12 @@
+# Unit tests (cmocka), one fragment per part so each owner edits only its own.
+# Integration tests (pytest) are run by scripts/check, not by `make check`:
+# they need root, a PostgreSQL cluster and a private bus.
+if HAVE_CMOCKA
+UNIT_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+UNIT_LIBS = $(CMOCKA_LIBS)
+include tests/unit/common.mk
+include tests/unit/policy.mk
+include tests/unit/audit.mk
+include tests/unit/agent.mk
+endif
+EXTRA_DIST += tests/integration tests/unit/configs
