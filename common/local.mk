@@ -6,3 +6,6 @@ common_libsluice_common_la_SOURCES = \
 	common/buf.c common/buf.h
 common_libsluice_common_la_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS) $(DBUS_CFLAGS)
 common_libsluice_common_la_LIBADD = $(OPENSSL_LIBS) $(DBUS_LIBS)
+# Fragments owned by the parts that add to the common library.
+include common/auditdb.mk
+include common/dbusc.mk

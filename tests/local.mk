@@ -8,5 +8,7 @@ include tests/unit/common.mk
 include tests/unit/policy.mk
 include tests/unit/audit.mk
 include tests/unit/agent.mk
+include tests/unit/pgauth.mk
+include tests/unit/ctl.mk
 endif
 EXTRA_DIST += tests/integration tests/unit/configs

@@ -1,0 +1,1 @@
+# common/auditdb.c: the session database schema, chain and queries

@@ -1,0 +1,1 @@
+# common/dbusc.c: D-Bus client helpers (sluicectl, later pam_sluice)

@@ -1,0 +1,1 @@
+# one line per page that exists: dist_man_MANS += man/NAME.N

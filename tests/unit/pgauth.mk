@@ -1,0 +1,1 @@
+# unit tests: agent/pgauth.c, agent/tls.c
