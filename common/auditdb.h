@@ -31,7 +31,8 @@ struct auditdb_filter {
 	int64_t since_us;        /* 0 = no lower bound */
 	const char *user;        /* NULL = any */
 	const char *grant_id;    /* NULL = any */
-	const char *decision;    /* NULL = any (statements only) */
+	const char *decision;    /* NULL = any; events and grants have no
+				  * decision and ignore it */
 	size_t limit;            /* 0 = no limit; newest rows first when set */
 };
 
@@ -44,8 +45,10 @@ struct auditdb_statement_row {
 	const char *user, *connection;
 	int64_t conn_serial;
 	const char *sql, *decision, *rule, *outcome, *sqlstate, *error;
-	int64_t rows, duration_us;   /* -1 when unknown */
+	int64_t rows, duration_us;   /* -1 when unknown (stored as NULL) */
 	const char *subject, *issuer, *groups;
+	size_t sql_len;              /* bytes of sql (added): filled by the
+				      * queries; on insert 0 means strlen(sql) */
 };
 
 struct auditdb_event_row {
@@ -75,10 +78,15 @@ int auditdb_each_grant(sqlite3 *db, const struct auditdb_filter *f,
 		       int (*cb)(const struct auditdb_grant_row *, void *), void *ud) WUR;
 
 /* Inserting (the agent's writer): computes prev_hash/hash from the last row
- * of the table (cached in the handle state below). */
+ * of the table (cached in the handle state below). The row's id is assigned
+ * here (last id + 1, part of the hash) and r->id is ignored; call inside a
+ * transaction the caller commits. On failure *c is untouched; after a
+ * rolled-back transaction set c->loaded = false so the tail is read again.
+ * Start from a zeroed struct. */
 struct auditdb_chain {
 	uint8_t last[3][AUDITDB_HASH_LEN]; /* grants, statements, events */
 	bool loaded;
+	int64_t last_id[3];                /* (added) id of each table's last row */
 };
 int auditdb_insert_statement(sqlite3 *db, struct auditdb_chain *c,
 			     const struct auditdb_statement_row *r) WUR;
