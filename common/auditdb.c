@@ -484,8 +484,8 @@ static void read_event(sqlite3_stmt *st, struct auditdb_event_row *r)
 static void read_grant(sqlite3_stmt *st, struct auditdb_grant_row *r)
 {
 	*r = (struct auditdb_grant_row){
-		.id = sqlite3_column_int64(st, 0), .created_us = sqlite3_column_int64(st, 1),
-		.grant_id = col_text(st, 2), .uid = col_opt_int(st, 3), .user = col_text(st, 4),
+		.id = sqlite3_column_int64(st, 0), .grant_id = col_text(st, 1),
+		.created_us = sqlite3_column_int64(st, 2), .uid = col_opt_int(st, 3), .user = col_text(st, 4),
 		.connection = col_text(st, 5), .protocol = col_text(st, 6),
 		.expires_us = sqlite3_column_int64(st, 7), .schema = col_text(st, 8),
 		.reason = col_text(st, 9), .subject = col_text(st, 10), .issuer = col_text(st, 11),
@@ -683,7 +683,7 @@ int auditdb_insert_grant(sqlite3 *db, struct auditdb_chain *c, const struct audi
 	if (!r)
 		return -EINVAL;
 	struct val v[] = {
-		v_int(0), v_int(r->created_us), v_text(r->grant_id), v_opt_int(r->uid), v_text(r->user),
+		v_int(0), v_text(r->grant_id), v_int(r->created_us), v_opt_int(r->uid), v_text(r->user),
 		v_text(r->connection), v_text(r->protocol), v_int(r->expires_us), v_text(r->schema),
 		v_text(r->reason), v_text(r->subject), v_text(r->issuer), v_text(r->groups),
 	};
