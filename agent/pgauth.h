@@ -40,8 +40,11 @@ struct scram;
 
 /* A new exchange with an 18-byte random client nonce (base64, 24 chars). */
 int scram_new(struct scram **out) WUR;
-/* Tests only: a fixed client nonce (printable ASCII except ',', 1..255 bytes). */
-int scram_new_with_nonce(const char *nonce, struct scram **out) WUR;
+/* Tests only: a fixed client nonce (printable ASCII except ',', 1..255
+ * bytes) and a user name for the client-first-message (NULL or "" for the
+ * empty one the proxy sends; at most 255 bytes, '=' and ',' are escaped), so
+ * published test vectors (RFC 7677: user "user") can be replayed. */
+int scram_new_with_nonce(const char *user, const char *nonce, struct scram **out) WUR;
 /* Wipes the whole state (keys, messages) and frees it; accepts NULL. */
 struct scram *scram_free(struct scram *s);
 
