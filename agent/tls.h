@@ -14,7 +14,11 @@
  *
  * Decrypted bytes can sit inside OpenSSL where poll() cannot see them:
  * after a readable event keep calling tls_read() until it returns -EAGAIN
- * (or check tls_pending()) before going back to the event loop. */
+ * (or check tls_pending()) before going back to the event loop.
+ *
+ * OpenSSL writes to the socket with write(2), also to send an alert after a
+ * failure: the process must ignore SIGPIPE (sluiced does), or a server that
+ * hung up kills it. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -54,7 +58,9 @@ int tls_conn_new(struct tls_ctx *ctx, int fd, const char *host, struct tls_conn 
 struct tls_conn *tls_conn_free(struct tls_conn *c);
 
 /* Drive the handshake: 0 when complete (certificate verified as the mode
- * requires), -EAGAIN with *want, -EPROTO / -ECONNRESET / ... on failure. */
+ * requires), -EAGAIN with *want; on failure -EACCES when the certificate did
+ * not verify (chain or name), -ECONNRESET when the server closed, -EPROTO for
+ * other TLS errors, or the socket's errno. */
 int tls_handshake(struct tls_conn *c, enum tls_want *want) WUR;
 
 /* Read up to n bytes: > 0 bytes read; 0 when the peer closed the TLS session
