@@ -2,7 +2,7 @@
  *
  * The data path never touches SQLite. It hands records to a bounded queue;
  * one writer thread drains it in batched transactions and hash-chains every
- * row (common/chain.h). A statement is only forwarded after
+ * row (common/auditdb.h). A statement is only forwarded after
  * audit_reserve() succeeded, which guarantees its record a place in the
  * queue; if the writer has failed (disk full, I/O error, read-only file) or
  * the queue is full, audit_reserve() fails and the statement is refused.
@@ -16,6 +16,10 @@
 #include "common/util.h"
 
 struct audit;
+
+/* Bytes a reservation counts on top of size_hint: the record itself and
+ * its short fields (grant id, user, outcome, ...). */
+#define AUDIT_RECORD_OVERHEAD 1024
 
 /* Decisions recorded for a statement. */
 #define AUDIT_ALLOWED "allowed"   /* forwarded upstream */
@@ -71,11 +75,17 @@ struct audit_grant {
  * *err gets a message to show (caller frees). */
 int audit_open(const char *path, size_t queue_records, size_t queue_bytes,
 	       struct audit **out, char **err) WUR;
-/* Flush what is queued, stop the writer, close the database; NULL-safe. */
+/* Flush what is queued, stop the writer, close the database; NULL-safe.
+ * While the database cannot be written it keeps retrying for a few seconds,
+ * then logs how many records were not written and gives up. */
 struct audit *audit_close(struct audit *a);
 
 /* Reserve a place for one statement record of about size_hint bytes.
- * 0, or -EIO when the writer has failed, -ENOSPC when the queue is full. */
+ * 0, or -EIO when the writer has failed, -ENOSPC when the queue is full.
+ * A reservation counts size_hint + AUDIT_RECORD_OVERHEAD bytes against
+ * queue_bytes; pass the SQL length as size_hint. When the record turns out
+ * bigger (a long error message) it is still queued and counted at its real
+ * size, so later reservations wait until the writer catches up. */
 int audit_reserve(struct audit *a, size_t size_hint) WUR;
 /* Give back a reservation that will not be used. */
 void audit_unreserve(struct audit *a, size_t size_hint);
