@@ -548,6 +548,30 @@ static void round_trip(void **state)
 	pair_close(&p);
 }
 
+/* TLS 1.3 KeyUpdate from the server, in the middle of a stream: reading
+ * goes on, and our next write carries our own updated key. */
+static void key_update(void **state)
+{
+	struct pair p;
+	enum tls_want want;
+	char b[16];
+	size_t got;
+
+	pair_open(&p, pki.srv, SSLMODE_VERIFY_FULL, pki.ca_file, "localhost");
+	assert_int_equal(handshake(&p), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(SSL_key_update(p.s, SSL_KEY_UPDATE_REQUESTED), 1);
+		assert_int_equal(SSL_write_ex(p.s, "abc", 3, &got), 1);
+		assert_int_equal(tls_read(p.c, b, sizeof(b), &want), 3);
+		assert_memory_equal(b, "abc", 3);
+		assert_int_equal(tls_write(p.c, "xyz", 3, &want), 3);
+		assert_int_equal(SSL_read_ex(p.s, b, sizeof(b), &got), 1);
+		assert_int_equal(got, 3);
+		assert_memory_equal(b, "xyz", 3);
+	}
+	pair_close(&p);
+}
+
 static void closing(void **state)
 {
 	struct pair p;
@@ -607,6 +631,7 @@ int main(void)
 		cmocka_unit_test(not_a_tls_server),
 		cmocka_unit_test(context_errors),
 		cmocka_unit_test(round_trip),
+		cmocka_unit_test(key_update),
 		cmocka_unit_test(closing),
 	};
 	return cmocka_run_group_tests(tests, pki_setup, pki_teardown);
