@@ -254,20 +254,6 @@ static int read_attr(const char **p, const char *end, char attr, const char **va
 	return 0;
 }
 
-/* SASLprep (RFC 4013) as PostgreSQL applies it (src/common/saslprep.c):
- * a pure-ASCII password is used unchanged. For anything else we also use
- * the raw bytes. PostgreSQL itself does that whenever SASLprep fails
- * (invalid UTF-8, prohibited or unassigned code points), so passwords of
- * that kind and non-ASCII passwords already in normal form (NFKC, no
- * non-ASCII spaces, no "mapped to nothing" characters) authenticate; a
- * password whose NFKC form differs from its bytes fails authentication —
- * closed, never open. Full SASLprep needs Unicode normalisation tables we do
- * not carry. */
-static const char *saslprep(const char *password)
-{
-	return password;
-}
-
 static int hmac_sha256(const uint8_t *key, size_t keylen, const void *msg, size_t n,
 		       uint8_t out[SCRAM_KEY_LEN])
 {
@@ -368,8 +354,17 @@ int scram_client_final(struct scram *s, const char *password,
 		memcpy(auth + bare_len + 2 + len, final, proof_off);
 	}
 
-	pw = saslprep(password);
-	/* SaltedPassword = Hi(password, salt, i) = PBKDF2-HMAC-SHA-256. */
+	/* SaltedPassword = Hi(SASLprep(password), salt, i) = PBKDF2-HMAC-SHA-256.
+	 * SASLprep (RFC 4013) as PostgreSQL applies it (src/common/saslprep.c):
+	 * a pure-ASCII password is used unchanged, and so it is here. For
+	 * anything else we use the raw bytes too. PostgreSQL itself does that
+	 * whenever SASLprep fails (invalid UTF-8, prohibited or unassigned code
+	 * points), so those passwords authenticate, as do non-ASCII passwords
+	 * already in normal form (NFKC, no non-ASCII spaces, no characters
+	 * "mapped to nothing"). A password whose SASLprep form differs from its
+	 * bytes fails authentication: closed, never open. Full SASLprep needs
+	 * Unicode 3.2 normalisation tables we do not carry. */
+	pw = password;
 	if (strlen(pw) > INT_MAX ||
 	    !PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), salt, (int)salt_len, (int)iterations,
 			       EVP_sha256(), SCRAM_KEY_LEN, salted)) {

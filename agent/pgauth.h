@@ -54,9 +54,12 @@ int scram_client_first(struct scram *s, struct buf *out) WUR;
 
 /* Consume server-first-message (the body of AuthenticationSASLContinue, no
  * NUL needed) and append client-final-message with the ClientProof to out.
- * The password is SASLprep'ed as PostgreSQL does it: see pgauth.c. Fails
- * with -EBADMSG on a malformed message, -EPROTO on a wrong nonce or a
- * mandatory extension, -ERANGE on an iteration count out of bounds.
+ * SASLprep: an ASCII password is used as is (as PostgreSQL does); any other
+ * is used as raw bytes, which matches PostgreSQL unless SASLprep would have
+ * changed it (see pgauth.c). Fails with -EBADMSG on a malformed message,
+ * -EPROTO on a wrong nonce or a mandatory extension, -ERANGE on an
+ * iteration count out of bounds, -EINVAL on an empty password or a call out
+ * of sequence. Any failure ends the exchange (later calls give -EINVAL).
  * Out should be released with wiping (the proof is password-derived). */
 int scram_client_final(struct scram *s, const char *password,
 		       const uint8_t *server_first, size_t len, struct buf *out) WUR;
