@@ -354,7 +354,9 @@ struct audit *audit_close(struct audit *a)
 		log_err("audit: %zu records were not written to %s before shutdown: %s",
 			a->unwritten, a->path, a->fail_msg[0] ? a->fail_msg : "writer stopped");
 	rec_free_list(a->head);
-	sqlite3_close(a->db);
+	auditdb_chain_release(&a->chain);
+	if (sqlite3_close(a->db) != SQLITE_OK)
+		log_err("audit: closing %s: %s", a->path, sqlite3_errmsg(a->db));
 	pthread_cond_destroy(&a->wake);
 	pthread_mutex_destroy(&a->lock);
 	free(a->path);

@@ -557,6 +557,8 @@ static int chain_load(sqlite3 *db, struct auditdb_chain *c)
 {
 	struct auditdb_chain n = { .loaded = true };
 
+	memcpy(n.insert, c->insert, sizeof(n.insert));
+
 	for (int t = 0; t < T_COUNT; t++) {
 		char sql[96];
 		sqlite3_stmt *st = NULL;
@@ -584,28 +586,28 @@ static int chain_load(sqlite3 *db, struct auditdb_chain *c)
 	return 0;
 }
 
-static int insert_row(sqlite3 *db, struct auditdb_chain *c, int t, struct val *v)
+void auditdb_chain_release(struct auditdb_chain *c)
+{
+	if (!c)
+		return;
+	for (int t = 0; t < T_COUNT; t++)
+		sqlite3_finalize(c->insert[t]);
+	*c = (struct auditdb_chain){ .loaded = false };
+}
+
+/* The INSERT for table t, prepared once per connection. */
+static int insert_stmt(sqlite3 *db, struct auditdb_chain *c, int t, sqlite3_stmt **out)
 {
 	char cols[512], sql[1024];
-	uint8_t hash[AUDITDB_HASH_LEN];
 	size_t len;
-	sqlite3_stmt *st = NULL;
 	int rc, r, w;
 
-	if (!db || !c)
-		return -EINVAL;
-	if (!c->loaded) {
-		r = chain_load(db, c);
-		if (r < 0)
-			return r;
+	if (c->insert[t] && sqlite3_db_handle(c->insert[t]) == db) {
+		*out = c->insert[t];
+		return 0;
 	}
-	if (c->last_id[t] == INT64_MAX)
-		return -EOVERFLOW;
-	v[0] = v_int(c->last_id[t] + 1);
-	r = row_hash(t, c->last[t], v, tables[t].ncols, hash);
-	if (r < 0)
-		return r;
-
+	sqlite3_finalize(c->insert[t]);
+	c->insert[t] = NULL;
 	r = column_list(t, cols, sizeof(cols));
 	if (r < 0)
 		return r;
@@ -620,8 +622,37 @@ static int insert_row(sqlite3 *db, struct auditdb_chain *c, int t, struct val *v
 		len += 3;
 	}
 	memcpy(sql + len, ")", 2);
+	rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->insert[t], NULL);
+	if (rc != SQLITE_OK)
+		return errno_from_sqlite(rc);
+	*out = c->insert[t];
+	return 0;
+}
 
-	rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+static int insert_row(sqlite3 *db, struct auditdb_chain *c, int t, struct val *v)
+{
+	uint8_t hash[AUDITDB_HASH_LEN];
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	if (!db || !c)
+		return -EINVAL;
+	if (!c->loaded) {
+		r = chain_load(db, c);
+		if (r < 0)
+			return r;
+	}
+	if (c->last_id[t] == INT64_MAX)
+		return -EOVERFLOW;
+	v[0] = v_int(c->last_id[t] + 1);
+	r = row_hash(t, c->last[t], v, tables[t].ncols, hash);
+	if (r < 0)
+		return r;
+	r = insert_stmt(db, c, t, &st);
+	if (r < 0)
+		return r;
+
+	rc = SQLITE_OK;
 	for (size_t k = 0; rc == SQLITE_OK && k < tables[t].ncols; k++) {
 		int i = (int)k + 1;
 		switch (v[k].type) {
@@ -642,7 +673,10 @@ static int insert_row(sqlite3 *db, struct auditdb_chain *c, int t, struct val *v
 		rc = sqlite3_bind_blob(st, (int)tables[t].ncols + 2, hash, AUDITDB_HASH_LEN, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	/* Reset (keeping the error in the handle for sqlite3_errmsg) and drop
+	 * the bindings: they point into the caller's row. */
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE)
 		return errno_from_sqlite(rc) ?: -EIO;
 	c->last_id[t]++;

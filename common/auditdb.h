@@ -87,7 +87,11 @@ struct auditdb_chain {
 	uint8_t last[3][AUDITDB_HASH_LEN]; /* grants, statements, events */
 	bool loaded;
 	int64_t last_id[3];                /* (added) id of each table's last row */
+	sqlite3_stmt *insert[3];           /* (added) prepared once per connection */
 };
+/* (added) Finalize the cached statements; call before sqlite3_close(). The
+ * chain is then like a zeroed one. NULL-safe. */
+void auditdb_chain_release(struct auditdb_chain *c);
 int auditdb_insert_statement(sqlite3 *db, struct auditdb_chain *c,
 			     const struct auditdb_statement_row *r) WUR;
 int auditdb_insert_event(sqlite3 *db, struct auditdb_chain *c,

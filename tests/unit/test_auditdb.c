@@ -62,6 +62,12 @@ static sqlite3 *open_rw(const char *path)
 	return db;
 }
 
+static void close_rw(sqlite3 *db, struct auditdb_chain *c)
+{
+	auditdb_chain_release(c);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK); /* nothing left prepared */
+}
+
 /* A raw connection, as a person with sqlite3(1) would edit the file. */
 static void raw_exec(const char *path, const char *sql)
 {
@@ -267,7 +273,7 @@ static void chain_round_trip(void **state)
 	assert_int_equal(ng, 2);
 	assert_int_equal(auditdb_each_event(db, NULL, check_event, &ne), 0);
 	assert_int_equal(ne, 3);
-	sqlite3_close(db);
+	close_rw(db, &c);
 	verify_expect(fx->path, true, NULL, 0, NULL);
 
 	/* A fresh handle continues the chains from the file. */
@@ -280,7 +286,7 @@ static void chain_round_trip(void **state)
 	assert_int_equal(auditdb_insert_statement(db, &c2, &r), 0);
 	assert_int_equal(c2.last_id[1], 11);
 	assert_int_equal(c2.last_id[2], 3);
-	sqlite3_close(db);
+	close_rw(db, &c2);
 	assert_int_equal(raw_int(fx->path, "SELECT \"rows\" IS NULL AND duration_us IS NULL "
 				 "AND sql = 'DROP' FROM statements WHERE id = 11"), 1);
 
@@ -301,7 +307,7 @@ static void verify_catches_edited_column(void **state)
 	sqlite3 *db = open_rw(fx->path);
 
 	populate(db, &c);
-	sqlite3_close(db);
+	close_rw(db, &c);
 	raw_exec(fx->path, "UPDATE statements SET sql = 'SELECT 99' WHERE id = 7");
 	verify_expect(fx->path, false, "statements", 7, "hash mismatch");
 }
@@ -313,7 +319,7 @@ static void verify_catches_null_to_empty(void **state)
 	sqlite3 *db = open_rw(fx->path);
 
 	populate(db, &c);
-	sqlite3_close(db);
+	close_rw(db, &c);
 	/* NULL -> "" and a number's type are both part of the hash. */
 	raw_exec(fx->path, "UPDATE events SET detail = '' WHERE id = 2");
 	verify_expect(fx->path, false, "events", 2, "hash mismatch");
@@ -326,7 +332,7 @@ static void verify_catches_type_change(void **state)
 	sqlite3 *db = open_rw(fx->path);
 
 	populate(db, &c);
-	sqlite3_close(db);
+	close_rw(db, &c);
 	raw_exec(fx->path, "UPDATE grants SET uid = '1002' WHERE id = 2");
 	/* uid is INTEGER affinity, so SQLite converts '1002' back: unchanged. */
 	verify_expect(fx->path, true, NULL, 0, NULL);
@@ -341,7 +347,7 @@ static void verify_catches_deleted_row(void **state)
 	sqlite3 *db = open_rw(fx->path);
 
 	populate(db, &c);
-	sqlite3_close(db);
+	close_rw(db, &c);
 	raw_exec(fx->path, "DELETE FROM statements WHERE id = 5");
 	verify_expect(fx->path, false, "statements", 6, "gap");
 }
@@ -353,7 +359,7 @@ static void verify_catches_deleted_first_row(void **state)
 	sqlite3 *db = open_rw(fx->path);
 
 	populate(db, &c);
-	sqlite3_close(db);
+	close_rw(db, &c);
 	raw_exec(fx->path, "DELETE FROM events WHERE id = 1");
 	verify_expect(fx->path, false, "events", 2, "gap");
 }
@@ -365,7 +371,7 @@ static void verify_catches_renumbered_rows(void **state)
 	sqlite3 *db = open_rw(fx->path);
 
 	populate(db, &c);
-	sqlite3_close(db);
+	close_rw(db, &c);
 	/* Delete row 5 and renumber the rest down: no gap, but ids are hashed. */
 	raw_exec(fx->path, "DELETE FROM statements WHERE id = 5;"
 		 "UPDATE statements SET id = id - 1 WHERE id > 5");
@@ -379,7 +385,7 @@ static void verify_catches_swapped_rows(void **state)
 	sqlite3 *db = open_rw(fx->path);
 
 	populate(db, &c);
-	sqlite3_close(db);
+	close_rw(db, &c);
 	/* Swap rows 3 and 4 whole (hashes included), keeping ids in order. */
 	raw_exec(fx->path, "UPDATE statements SET id = -3 WHERE id = 3;"
 		 "UPDATE statements SET id = 3 WHERE id = 4;"
@@ -394,7 +400,7 @@ static void verify_catches_swapped_content(void **state)
 	sqlite3 *db = open_rw(fx->path);
 
 	populate(db, &c);
-	sqlite3_close(db);
+	close_rw(db, &c);
 	/* Exchange two rows' SQL text: each row's own hash no longer matches. */
 	raw_exec(fx->path, "UPDATE statements SET sql = CASE id WHEN 8 THEN 'SELECT 9' "
 		 "ELSE 'SELECT 8' END WHERE id IN (8, 9)");
@@ -408,7 +414,7 @@ static void verify_catches_replaced_hash(void **state)
 	sqlite3 *db = open_rw(fx->path);
 
 	populate(db, &c);
-	sqlite3_close(db);
+	close_rw(db, &c);
 	raw_exec(fx->path, "UPDATE grants SET hash = zeroblob(32) WHERE id = 1");
 	verify_expect(fx->path, false, "grants", 1, "hash mismatch");
 }
@@ -439,7 +445,7 @@ static void migrations_and_reopen(void **state)
 	assert_int_equal(sb.st_mode & 07777, 0640);
 	struct auditdb_chain c = { 0 };
 	populate(db, &c);
-	sqlite3_close(db);
+	close_rw(db, &c);
 	assert_int_equal(raw_int(fx->path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
 
 	/* Reopening keeps the data and the version. */
@@ -545,7 +551,7 @@ static void filters(void **state)
 	struct collected stop = { .stop_after = 2 };
 	assert_int_equal(auditdb_each_statement(db, NULL, collect_stmt, &stop), -ECANCELED);
 	assert_int_equal(stop.n, 2);
-	sqlite3_close(db);
+	close_rw(db, &c);
 }
 
 int main(void)
