@@ -1,5 +1,5 @@
 /* The validated configuration: every section of sluice.conf(5) as plain
- * data. policy_load() parses /etc/sluice/sluice.conf plus conf.d/*.conf;
+ * data. policy_load() parses /etc/sluice/sluice.conf plus every *.conf in conf.d/;
  * nothing here does I/O beyond reading those files, and nothing logs.
  * Errors come back as a list of "FILE:LINE: message" strings. */
 #pragma once
@@ -8,7 +8,8 @@
 #include <stdint.h>
 #include "common/util.h"
 
-/* Where a section or key was written, for messages ("FILE:LINE"). */
+/* Where a section or key was written, for messages ("FILE:LINE").
+ * file NULL and line 0: not written (a default). */
 struct pol_origin {
 	const char *file; /* owned by struct policy (files[]) */
 	unsigned line;
@@ -59,6 +60,8 @@ enum sslmode {
 	SSLMODE_VERIFY_CA,
 	SSLMODE_VERIFY_FULL,
 };
+/* The libpq spelling ("verify-full"); NULL when out of range. */
+const char *sslmode_name(enum sslmode m);
 
 struct pol_oidc {
 	struct pol_origin origin;
@@ -85,6 +88,7 @@ struct pol_identity {
 enum conn_type {
 	CONN_POSTGRES,
 };
+const char *conn_type_name(enum conn_type t);
 
 struct pol_connection {
 	struct pol_origin origin;
@@ -105,6 +109,7 @@ enum approval_mode {
 	APPROVAL_WRITES,
 	APPROVAL_ALL,
 };
+const char *approval_mode_name(enum approval_mode m);
 
 struct pol_access {
 	struct pol_origin origin;
@@ -137,6 +142,8 @@ enum stmt_class {
 	CLASS__COUNT,
 };
 const char *stmt_class_name(enum stmt_class c);
+/* One line on what the class covers (sluice.conf(5), policy explain). */
+const char *stmt_class_description(enum stmt_class c);
 /* -1 when name is not a class. */
 int stmt_class_from_name(const char *name);
 
@@ -163,6 +170,8 @@ enum detector {
 	DETECT_EMAIL = 1u << 2,
 	DETECT_IBAN = 1u << 3,
 };
+/* "credit-card"; NULL for anything but a single known bit. */
+const char *detector_name(enum detector d);
 
 struct pol_mask_rule {
 	struct pol_origin origin;

@@ -1,0 +1,231 @@
+/* [guardrail CONN] (statement classes blocked or held for approval) and
+ * [mask CONN] (columns masked in results, value detectors). Parsed and
+ * validated now; policy_check_enforceable() refuses them until the proxy
+ * enforces them. */
+#include "config.h"
+#include "policy/loader.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/classes.h"
+#include "policy/ident.h"
+#include "policy/value.h"
+
+enum { G_BLOCK, G_APPROVE };
+static const struct key_def guardrail_keys[] = {
+	[G_BLOCK] = { "block", false, "statement classes" },
+	[G_APPROVE] = { "approve", false, "statement classes" },
+};
+
+static void section_is_connection(struct loader *L, const struct ini_section *s)
+{
+	if (!name_is_safe(s->name, SAFE_NAME_MAX))
+		ld_err(L, s->line, "invalid connection name in %s; expected [%s CONNECTION] naming a "
+		       "[connection NAME] section", L->label, s->kind);
+}
+
+static bool classes(struct loader *L, const struct ini_entry *e, uint32_t *dst)
+{
+	uint32_t bits = 0;
+	char **items;
+	size_t n;
+	bool ok = true;
+
+	if (!ld_list(L, e, true, &items, &n))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		int c = stmt_class_from_name(items[i]);
+		if (c < 0) {
+			ld_err(L, e->line, "unknown statement class \"%.64s\" in %s of %s; expected one of: %s",
+			       items[i], e->key, L->label, stmt_class_names());
+			ok = false;
+		} else if (bits & (1u << c)) {
+			ld_err(L, e->line, "statement class %s listed twice in %s of %s", items[i], e->key,
+			       L->label);
+			ok = false;
+		} else {
+			bits |= 1u << c;
+		}
+	}
+	list_free(items, n);
+	if (ok)
+		*dst = bits;
+	return ok;
+}
+
+void conf_guardrail(struct loader *L, const struct ini_section *s, struct pol_guardrail *g)
+{
+	const struct ini_entry *block = NULL, *approve = NULL;
+
+	ld_begin(L, s, &g->origin);
+	section_is_connection(L, s);
+	ld_default(L, &g->connection, s->name);
+	for (size_t i = 0; i < s->n; i++) {
+		const struct ini_entry *e = &s->v[i];
+		struct pol_origin here = { .file = L->p->files[s->file_idx], .line = e->line };
+
+		switch (ld_key(L, e, guardrail_keys, ARRAY_SIZE(guardrail_keys))) {
+		case G_BLOCK:
+			if (classes(L, e, &g->block))
+				block = e, g->block_origin = here;
+			break;
+		case G_APPROVE:
+			if (classes(L, e, &g->approve))
+				approve = e, g->approve_origin = here;
+			break;
+		default:
+			break;
+		}
+	}
+	if (block && approve && (g->block & g->approve)) {
+		const struct ini_entry *later = block->line > approve->line ? block : approve;
+		for (int c = 0; c < CLASS__COUNT; c++)
+			if (g->block & g->approve & (1u << c))
+				ld_err(L, later->line, "statement class %s is in both block and approve of %s; "
+				       "expected it in one of them", stmt_class_name((enum stmt_class)c),
+				       L->label);
+	}
+}
+
+static bool key_has_dot(const char *k)
+{
+	bool quoted = false;
+
+	for (; *k; k++) {
+		if (*k == '"')
+			quoted = !quoted;
+		else if (*k == '.' && !quoted)
+			return true;
+	}
+	return false;
+}
+
+static void detect(struct loader *L, const struct ini_entry *e, struct pol_mask *m)
+{
+	uint32_t bits = 0;
+	char **items;
+	size_t n;
+	bool ok = true;
+
+	if (!ld_list(L, e, true, &items, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		int d = detector_from_name(items[i]);
+		if (d < 0) {
+			ld_err(L, e->line, "unknown detector \"%.64s\" in %s; expected one of: %s", items[i],
+			       L->label, detector_names());
+			ok = false;
+		} else if (bits & (uint32_t)d) {
+			ld_err(L, e->line, "detector %s listed twice in %s", items[i], L->label);
+			ok = false;
+		} else {
+			bits |= (uint32_t)d;
+		}
+	}
+	list_free(items, n);
+	if (ok)
+		m->detect = bits;
+}
+
+static void mask_rule(struct loader *L, const struct ini_entry *e, struct pol_mask *m)
+{
+	struct pol_mask_rule *rule = &m->rules[m->n_rules];
+	char *parts[3];
+	const char *why;
+	int method, r;
+
+	if (!key_has_dot(e->key)) {
+		ld_err(L, e->line, "unknown key \"%.80s\" in %s; expected detect = DETECTORS or "
+		       "schema.table.column = METHOD", e->key, L->label);
+		return;
+	}
+	r = ident_split3(e->key, parts, &why);
+	if (r == -ENOMEM) {
+		L->oom = true;
+		return;
+	}
+	if (r < 0) {
+		ld_err(L, e->line, "invalid column \"%.200s\" in %s: %s", e->key, L->label, why);
+		return;
+	}
+	method = mask_method_from_name(e->value);
+	if (method < 0) {
+		ld_err(L, e->line, "invalid mask method \"%.64s\" for %s.%s.%s in %s; expected one of: %s",
+		       e->value, parts[0], parts[1], parts[2], L->label, mask_method_names());
+		goto drop;
+	}
+	for (size_t i = 0; i < m->n_rules; i++) {
+		const struct pol_mask_rule *o = &m->rules[i];
+		if (strcmp(o->schema, parts[0]) == 0 && strcmp(o->table, parts[1]) == 0 &&
+		    strcmp(o->column, parts[2]) == 0) {
+			ld_err(L, e->line, "column %s.%s.%s is masked twice in %s (first at line %u); unquoted "
+			       "names are folded to lower case", parts[0], parts[1], parts[2], L->label,
+			       o->origin.line);
+			goto drop;
+		}
+	}
+	*rule = (struct pol_mask_rule){
+		.origin = { .file = L->p->files[L->s->file_idx], .line = e->line },
+		.schema = parts[0], .table = parts[1], .column = parts[2],
+		.method = (enum mask_method)method,
+	};
+	m->n_rules++;
+	return;
+drop:
+	for (int i = 0; i < 3; i++)
+		free(parts[i]);
+}
+
+void conf_mask(struct loader *L, const struct ini_section *s, struct pol_mask *m)
+{
+	ld_begin(L, s, &m->origin);
+	section_is_connection(L, s);
+	ld_default(L, &m->connection, s->name);
+	m->rules = calloc(s->n ? s->n : 1, sizeof(*m->rules));
+	if (!m->rules) {
+		L->oom = true;
+		return;
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		const struct ini_entry *e = &s->v[i];
+
+		if (strcmp(e->key, "detect") == 0)
+			detect(L, e, m);
+		else
+			mask_rule(L, e, m);
+	}
+}
+
+void conf_check_rules(struct loader *L)
+{
+	const struct policy *p = L->p;
+	char names[512];
+
+	conn_names(p, names, sizeof(names));
+	for (size_t i = 0; i < L->doc->n; i++) {
+		const struct ini_section *s = &L->doc->v[i];
+
+		if (!s->name || (strcmp(s->kind, "guardrail") != 0 && strcmp(s->kind, "mask") != 0))
+			continue;
+		if (policy_connection(p, s->name))
+			continue;
+		ld_begin(L, s, NULL);
+		ld_err(L, s->line, "%s names no connection: [connection %s] is not defined; expected "
+		       "[%s CONNECTION] with CONNECTION%s%s", L->label, s->name, s->kind,
+		       names[0] ? " one of: " : " a [connection NAME] (there are none)", names);
+	}
+}
+
+void conf_free_mask(struct pol_mask *m)
+{
+	for (size_t i = 0; i < m->n_rules; i++) {
+		free(m->rules[i].schema);
+		free(m->rules[i].table);
+		free(m->rules[i].column);
+	}
+	free(m->rules);
+	free(m->connection);
+}
