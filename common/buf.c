@@ -12,10 +12,10 @@ int buf_reserve(struct buf *b, size_t n)
 	if (n > SIZE_MAX - b->len)
 		return -EMSGSIZE;
 	need = b->len + n;
-	if (need <= b->cap)
-		return 0;
 	if (b->max && need > b->max)
 		return -EMSGSIZE;
+	if (need <= b->cap)
+		return 0;
 	cap = b->cap ? b->cap : 256;
 	while (cap < need)
 		cap = cap > SIZE_MAX / 2 ? need : cap * 2;

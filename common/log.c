@@ -21,6 +21,11 @@ void log_init(const char *ident, bool debug)
 	log_journal = getenv("JOURNAL_STREAM") != NULL;
 }
 
+bool log_debug_enabled(void)
+{
+	return log_debug_on;
+}
+
 void log_msg(int prio, const char *fmt, ...)
 {
 	static const char *names[] = { "emerg", "alert", "crit", "error",

@@ -7,6 +7,7 @@
 #include <syslog.h>
 
 void log_init(const char *ident, bool debug);
+bool log_debug_enabled(void);
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARNING, __VA_ARGS__)

@@ -1,0 +1,434 @@
+#include "config.h"
+#include "agent/grant.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agent/audit.h"
+#include "common/duration.h"
+#include "common/log.h"
+
+#define LISTEN_BACKLOG 128
+#define ACCEPT_BURST 32
+
+static char *grants_dir(const struct agent *a)
+{
+	char *p = NULL;
+
+	if (asprintf(&p, "%s/grants", a->pol->p->agent.runtime_dir) < 0)
+		return NULL;
+	return p;
+}
+
+/* Remove <dir>/<name> and what a grant directory can hold (its sockets). */
+static int remove_grant_dir(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d;
+	struct dirent *e;
+	int r = 0;
+
+	if (fd < 0)
+		return unlinkat(dirfd, name, 0) < 0 ? -errno : 0;
+	d = fdopendir(fd);
+	if (!d) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (unlinkat(fd, e->d_name, 0) < 0 && r == 0)
+			r = -errno;
+	}
+	closedir(d);
+	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && r == 0)
+		r = -errno;
+	return r;
+}
+
+int grants_prepare_runtime(struct agent *a, char *err, size_t errlen)
+{
+	_cleanup_free_ char *dir = grants_dir(a);
+	DIR *d;
+	struct dirent *e;
+	int fd, removed = 0;
+
+	if (!dir)
+		return -ENOMEM;
+	/* 0711: grant owners reach their socket by path, nobody lists grants. */
+	if (mkdir(dir, 0711) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	if (chmod(dir, 0711) < 0) {
+		snprintf(err, errlen, "cannot chmod %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		snprintf(err, errlen, "cannot open %s: %s", dir, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (remove_grant_dir(dirfd(d), e->d_name) < 0)
+			log_warn("cannot remove leftover grant %s/%s: %s", dir, e->d_name, strerror(errno));
+		else
+			removed++;
+	}
+	closedir(d);
+	if (removed)
+		log_info("removed %d leftover grant director%s from %s (grants never survive a restart)",
+			 removed, removed == 1 ? "y" : "ies", dir);
+	return 0;
+}
+
+struct grant *grant_find(struct agent *a, const char *id)
+{
+	struct list_node *n, *t;
+
+	list_for_each_safe(n, t, &a->grants) {
+		struct grant *g = container_of(n, struct grant, node);
+		if (strcmp(g->id, id) == 0)
+			return g;
+	}
+	return NULL;
+}
+
+struct grant *grant_ref(struct grant *g)
+{
+	g->refs++;
+	return g;
+}
+
+struct grant *grant_unref(struct grant *g)
+{
+	if (!g || --g->refs > 0)
+		return NULL;
+	free(g->user);
+	free(g->schema);
+	free(g->reason);
+	free(g->dir);
+	free(g->socket_path);
+	policy_ref_put(g->pol);
+	free(g);
+	return NULL;
+}
+
+void grant_conn_attach(struct grant *g, struct grant_conn *c, bool counted)
+{
+	c->grant = grant_ref(g);
+	c->counted = counted;
+	list_add_tail(&g->conns, &c->node);
+	if (counted) {
+		g->n_conns++;
+		g->agent->n_conns++;
+	}
+}
+
+void grant_conn_detach(struct grant_conn *c)
+{
+	struct grant *g = c->grant;
+
+	if (!g)
+		return;
+	list_del(&c->node);
+	if (c->counted) {
+		g->n_conns--;
+		g->agent->n_conns--;
+	}
+	c->grant = NULL;
+	grant_unref(g);
+}
+
+static void on_accept(struct loop_watch *w, uint32_t events, void *ud);
+
+static void resume_accept(struct loop_timer *t, void *ud)
+{
+	struct grant *g = ud;
+
+	g->pause_timer = loop_timer_del(g->pause_timer);
+	if (g->state == GRANT_ACTIVE)
+		(void)loop_watch_set(g->listen_watch, EPOLLIN);
+}
+
+static void on_expire(struct loop_timer *t, void *ud)
+{
+	grant_end(ud, "expired");
+}
+
+static int arm_expiry(struct grant *g)
+{
+	int64_t left = g->expires_us - now_us();
+
+	g->timer = loop_timer_del(g->timer);
+	return loop_timer_add(g->agent->loop, mono_us() + MAX(left, 0), on_expire, g, &g->timer);
+}
+
+static void on_accept(struct loop_watch *w, uint32_t events, void *ud)
+{
+	struct grant *g = ud;
+	const struct pol_agent *cfg = &g->pol->p->agent;
+
+	for (int i = 0; i < ACCEPT_BURST && g->state == GRANT_ACTIVE; i++) {
+		struct ucred peer;
+		socklen_t len = sizeof(peer);
+		bool allowed = true;
+		const char *why = NULL;
+		char whybuf[160];
+		int fd = accept4(g->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/* Out of descriptors: stop accepting for a moment
+				 * rather than spin on a listener we cannot serve. */
+				log_warn("grant %s: cannot accept: %s; pausing 100ms", g->id, strerror(errno));
+				(void)loop_watch_set(g->listen_watch, 0);
+				if (!g->pause_timer &&
+				    loop_timer_add(g->agent->loop, mono_us() + 100000, resume_accept, g,
+						   &g->pause_timer) < 0)
+					grant_end(g, "agent-error");
+			}
+			return;
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0) {
+			log_warn("grant %s: SO_PEERCRED: %s", g->id, strerror(errno));
+			close(fd);
+			continue;
+		}
+		if (peer.uid != g->uid) {
+			allowed = false;
+			snprintf(whybuf, sizeof(whybuf),
+				 "uid %u may not use grant %s: it belongs to another account",
+				 (unsigned)peer.uid, g->id);
+			why = whybuf;
+			agent_event(g->agent, "connection.refused", g->id, &peer.uid, NULL,
+				    g->conn->name, "uid %u (pid %d) is not the grant's owner (uid %u)",
+				    (unsigned)peer.uid, (int)peer.pid, (unsigned)g->uid);
+		} else if (g->n_conns >= cfg->max_connections_per_grant) {
+			allowed = false;
+			snprintf(whybuf, sizeof(whybuf),
+				 "grant %s already has %u connections (max_connections_per_grant)",
+				 g->id, g->n_conns);
+			why = whybuf;
+			agent_event(g->agent, "connection.refused", g->id, &peer.uid, g->user,
+				    g->conn->name, "connection limit %u reached",
+				    cfg->max_connections_per_grant);
+		}
+		g->proto->accept(g, fd, &peer, allowed, why);
+	}
+}
+
+static int make_listener(struct grant *g, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(g->socket_path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "socket path %s is too long for a Unix socket", g->socket_path);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa.sun_path, g->socket_path, strlen(g->socket_path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		goto fail;
+	/* Anyone may connect; SO_PEERCRED decides who gets in. (The agent cannot
+	 * chown the socket to the grant's uid when it runs unprivileged.) */
+	if (chmod(g->socket_path, 0666) < 0 || listen(fd, LISTEN_BACKLOG) < 0)
+		goto fail;
+	g->listen_fd = fd;
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot listen on %s: %s", g->socket_path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -EIO;
+}
+
+static unsigned grants_of_uid(struct agent *a, uid_t uid)
+{
+	struct list_node *n, *t;
+	unsigned count = 0;
+
+	list_for_each_safe(n, t, &a->grants) {
+		if (container_of(n, struct grant, node)->uid == uid)
+			count++;
+	}
+	return count;
+}
+
+int grant_create(struct agent *a, const struct grant_request *req, struct grant **out,
+		 struct agent_err *err)
+{
+	const struct policy *p = a->pol->p;
+	const struct pol_access *acc = req->access;
+	const struct pol_connection *conn = policy_connection(p, acc->connection);
+	struct grant *g;
+	uint8_t raw[GRANT_ID_LEN / 2];
+	char msg[512];
+	uint64_t ttl = req->ttl ? req->ttl : acc->default_ttl;
+	_cleanup_free_ char *gdir = NULL;
+	int r;
+
+	if (!conn) {
+		agent_err_set(err, "Failed", "connection %s is not configured", acc->connection);
+		return -ENOENT;
+	}
+	if (req->schema && *req->schema) {
+		/* Schema scope arrives with guardrails; a grant must not promise a
+		 * restriction the proxy does not enforce. */
+		agent_err_set(err, "InvalidArgument",
+			      "schema scoping is not supported by this version of sluiced; request the grant without --schema");
+		return -EOPNOTSUPP;
+	}
+	if (grants_of_uid(a, req->uid) >= p->agent.max_grants_per_user) {
+		agent_err_set(err, "LimitExceeded",
+			      "%s already holds %u active grants (max_grants_per_user); revoke one first",
+			      req->user, p->agent.max_grants_per_user);
+		return -EUSERS;
+	}
+	ttl = MIN(ttl, acc->max_ttl);
+	if (ttl == 0) {
+		agent_err_set(err, "InvalidArgument", "a grant needs a TTL of at least 1s");
+		return -EINVAL;
+	}
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		agent_err_set(err, "Failed", "out of memory");
+		return -ENOMEM;
+	}
+	g->agent = a;
+	g->refs = 1;
+	g->listen_fd = -1;
+	list_init(&g->node);
+	list_init(&g->conns);
+	g->uid = req->uid;
+	g->pol = policy_ref_get(a->pol);
+	g->conn = conn;
+	g->access = acc;
+	g->proto = proto_for(conn->type);
+	g->created_us = now_us();
+	g->expires_us = g->created_us + (int64_t)ttl * 1000000;
+	r = random_bytes(raw, sizeof(raw));
+	if (r < 0)
+		goto fail_errno;
+	hex_encode(raw, sizeof(raw), g->id);
+	g->user = strdup(req->user);
+	g->reason = req->reason && *req->reason ? strdup(req->reason) : NULL;
+	gdir = grants_dir(a);
+	if (!g->user || (req->reason && *req->reason && !g->reason) || !gdir ||
+	    asprintf(&g->dir, "%s/%s", gdir, g->id) < 0 ||
+	    asprintf(&g->socket_path, "%s/%s", g->dir, g->proto->socket_name) < 0) {
+		r = -ENOMEM;
+		goto fail_errno;
+	}
+	r = g->proto->grant_init(g, msg, sizeof(msg));
+	if (r < 0) {
+		agent_err_set(err, "Failed", "cannot prepare connection %s: %s", conn->name, msg);
+		goto fail;
+	}
+	/* The grant row goes to the audit before the path exists: a grant that
+	 * cannot be recorded is not given. */
+	r = audit_grant(a->audit, &(struct audit_grant){
+		.created_us = g->created_us, .id = g->id, .uid = g->uid, .user = g->user,
+		.connection = conn->name, .protocol = g->proto->name, .expires_us = g->expires_us,
+		.schema = g->schema, .reason = g->reason });
+	if (r < 0) {
+		const char *why = audit_failure(a->audit);
+		agent_err_set(err, "AuditUnavailable",
+			      "the audit database cannot record the grant (%s); no grant is given",
+			      why ? why : "queue full");
+		goto fail_proto;
+	}
+	if (mkdir(g->dir, 0711) < 0 || chmod(g->dir, 0711) < 0) {
+		agent_err_set(err, "Failed", "cannot create %s: %s", g->dir, strerror(errno));
+		r = -errno;
+		goto fail_proto;
+	}
+	r = make_listener(g, msg, sizeof(msg));
+	if (r == 0)
+		r = loop_watch_add(a->loop, g->listen_fd, EPOLLIN, on_accept, g, &g->listen_watch);
+	if (r == 0)
+		r = arm_expiry(g);
+	if (r < 0) {
+		agent_err_set(err, "Failed", "cannot open the grant socket: %s",
+			      g->listen_fd < 0 ? msg : strerror(-r));
+		g->listen_watch = loop_watch_del(g->listen_watch);
+		if (g->listen_fd >= 0)
+			close(g->listen_fd);
+		g->listen_fd = -1;
+		unlink(g->socket_path);
+		rmdir(g->dir);
+		goto fail_proto;
+	}
+	list_add_tail(&a->grants, &g->node);
+	a->n_grants++;
+	{
+		char ttlbuf[32];
+		duration_format(ttl, ttlbuf, sizeof(ttlbuf));
+		agent_event(a, "grant.created", g->id, &g->uid, g->user, conn->name,
+			    "ttl %s, socket %s%s%s", ttlbuf, g->socket_path,
+			    g->reason ? ", reason: " : "", g->reason ? g->reason : "");
+	}
+	if (a->on_grant_state)
+		a->on_grant_state(a, g);
+	*out = g;
+	return 0;
+
+fail_errno:
+	agent_err_set(err, "Failed", "cannot create the grant: %s", strerror(-r));
+	goto fail;
+fail_proto:
+	g->proto->grant_fini(g);
+fail:
+	grant_unref(g);
+	return r < 0 ? r : -EIO;
+}
+
+void grant_end(struct grant *g, const char *reason)
+{
+	struct agent *a = g->agent;
+	struct list_node *n, *t;
+
+	if (g->state != GRANT_ACTIVE)
+		return;
+	g->state = GRANT_ENDED;
+	g->end_reason = reason;
+	list_del(&g->node);
+	a->n_grants--;
+	g->timer = loop_timer_del(g->timer);
+	g->pause_timer = loop_timer_del(g->pause_timer);
+	g->listen_watch = loop_watch_del(g->listen_watch);
+	if (g->listen_fd >= 0)
+		close(g->listen_fd);
+	g->listen_fd = -1;
+	if (unlink(g->socket_path) < 0 && errno != ENOENT)
+		log_warn("grant %s: cannot remove %s: %s", g->id, g->socket_path, strerror(errno));
+	if (rmdir(g->dir) < 0 && errno != ENOENT)
+		log_warn("grant %s: cannot remove %s: %s", g->id, g->dir, strerror(errno));
+	/* Each connection detaches itself, possibly right away. */
+	grant_ref(g);
+	list_for_each_safe(n, t, &g->conns)
+		container_of(n, struct grant_conn, node)->end(container_of(n, struct grant_conn, node),
+							      reason);
+	/* Credentials go now, not when the last lingering client leaves. */
+	g->proto->grant_fini(g);
+	agent_event(a, "grant.ended", g->id, &g->uid, g->user, g->conn->name, "%s", reason);
+	if (a->on_grant_state)
+		a->on_grant_state(a, g);
+	grant_unref(g);
+	grant_unref(g); /* the active reference */
+}

@@ -1,0 +1,972 @@
+/* The PostgreSQL proxy: client side, relaying, grant end and cancel.
+ * See pgconn.h for how the pieces fit. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/audit.h"
+#include "agent/pgconn.h"
+#include "agent/pgwire.h"
+#include "common/log.h"
+
+#define READ_CHUNK (16 * 1024)   /* a pipe buffer's usual size */
+#define HIGH_WATER (64 * 1024)   /* unsent bytes at which we stop reading the source */
+#define POOL_MAX 256             /* idle READ_CHUNK buffers kept for reuse */
+#define LINGER_US (10LL * 60 * 1000000)
+#define PASSWORD_MAX 1024
+
+/* Idle connections hold no buffers: a pipe takes one from this pool when
+ * bytes arrive and gives it back once everything is written. */
+static uint8_t *pool[POOL_MAX];
+static size_t pool_n;
+
+static void pipe_release(struct pg_pipe *p)
+{
+	if (p->secret && p->b.data)
+		explicit_bzero(p->b.data, p->b.cap);
+	p->secret = false;
+	if (p->b.data && p->b.cap == READ_CHUNK && pool_n < POOL_MAX)
+		pool[pool_n++] = p->b.data;
+	else
+		free(p->b.data);
+	p->b.data = NULL;
+	p->b.cap = p->b.len = 0;
+	p->off = p->scan = 0;
+}
+
+/* Room for at least `need` bytes after len (need <= the pipe's max). */
+static int pipe_room(struct pg_pipe *p, size_t need)
+{
+	if (!p->b.data) {
+		if (pool_n > 0) {
+			p->b.data = pool[--pool_n];
+		} else {
+			p->b.data = malloc(READ_CHUNK);
+			if (!p->b.data)
+				return -ENOMEM;
+		}
+		p->b.cap = READ_CHUNK;
+	}
+	if (p->b.cap - p->b.len >= need)
+		return 0;
+	/* Move what is still needed to the front before growing. */
+	if (p->off > 0) {
+		memmove(p->b.data, p->b.data + p->off, p->b.len - p->off);
+		p->b.len -= p->off;
+		p->scan -= p->off;
+		p->off = 0;
+		if (p->b.cap - p->b.len >= need)
+			return 0;
+	}
+	return buf_reserve(&p->b, need);
+}
+
+/* Remove n bytes at position at (a dropped message). */
+static void pipe_cut(struct pg_pipe *p, size_t at, size_t n)
+{
+	memmove(p->b.data + at, p->b.data + at + n, p->b.len - at - n);
+	p->b.len -= n;
+}
+
+/* Insert bytes at scan, as if they had been examined already: what the
+ * proxy says itself goes out in order with what it relays. */
+int pg_pipe_insert(struct pg_pipe *p, const void *data, size_t n)
+{
+	int r = pipe_room(p, n);
+
+	if (r < 0)
+		return r;
+	memmove(p->b.data + p->scan + n, p->b.data + p->scan, p->b.len - p->scan);
+	memcpy(p->b.data + p->scan, data, n);
+	p->b.len += n;
+	p->scan += n;
+	return 0;
+}
+
+static size_t pipe_unsent(const struct pg_pipe *p)
+{
+	return p->scan - p->off;
+}
+
+static void conn_free(struct pgconn *c)
+{
+	c->timer = loop_timer_del(c->timer);
+	pipe_release(&c->c2s);
+	pipe_release(&c->s2c);
+	buf_release(&c->params, 1);
+	buf_release(&c->hello, 0);
+	buf_release(&c->emit, 0);
+	free(c->refuse_why);
+	free(c->app_name);
+	free(c);
+}
+
+void pg_close(struct pgconn *c, const char *why)
+{
+	struct grant *g = c->gc.grant;
+
+	pg_track_finish(c, why);
+	pg_upstream_close(c);
+	c->cw = loop_watch_del(c->cw);
+	if (c->cfd >= 0)
+		close(c->cfd);
+	c->cfd = -1;
+	if (g && !c->refused && c->state != PGS_STARTUP)
+		agent_event(c->agent, "connection.closed", g->id, &c->peer.uid, g->user, g->conn->name,
+			    "connection %llu (pid %d): %s; %llu statements",
+			    (unsigned long long)c->serial, (int)c->peer.pid, why,
+			    (unsigned long long)c->n_statements);
+	grant_conn_detach(&c->gc);
+	conn_free(c);
+}
+
+/* Queue an ErrorResponse for the client (in order with relayed bytes). */
+static int client_error(struct pgconn *c, const char *severity, const char *sqlstate,
+			const char *msg)
+{
+	struct buf m = BUF_INIT(0);
+	int r = pgw_error(&m, 'E', severity, sqlstate, msg, NULL, NULL);
+
+	if (r == 0)
+		r = pg_pipe_insert(&c->s2c, m.data, m.len);
+	buf_release(&m, 0);
+	return r;
+}
+
+/* Tell the client FATAL and close once it is written. */
+void pg_fatal_client(struct pgconn *c, const char *sqlstate, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* Bytes of a half-relayed server message cannot be followed by ours. */
+	if (c->s2c.stream_left > 0) {
+		c->end_reason = "closed mid-message";
+		c->state = PGS_CLOSING;
+		c->s2c.off = c->s2c.scan = c->s2c.b.len = 0;
+		return;
+	}
+	c->s2c.b.len = c->s2c.scan; /* unexamined server bytes are not relayed */
+	if (client_error(c, "FATAL", sqlstate, msg) < 0)
+		c->s2c.off = c->s2c.scan = c->s2c.b.len = 0;
+	pg_upstream_close(c);
+	c->state = PGS_CLOSING;
+}
+
+void pg_protocol_violation(struct pgconn *c, const char *from, const char *what)
+{
+	struct grant *g = c->gc.grant;
+
+	log_warn("grant %s connection %llu: malformed input from %s: %s", g->id,
+		 (unsigned long long)c->serial, from, what);
+	agent_event(c->agent, "connection.malformed", g->id, &c->peer.uid, g->user, g->conn->name,
+		    "connection %llu: %s sent %s", (unsigned long long)c->serial, from, what);
+	pg_fatal_client(c, "08P01", "sluice: protocol violation: %s", what);
+}
+
+/* --- Startup ------------------------------------------------------------ */
+
+/* Startup parameters passed upstream. user and database come from the
+ * [connection]; anything not listed here is refused (fail closed: a GUC
+ * given at startup could change what the session may do). */
+static const char *const forwarded_params[] = {
+	"application_name", "client_encoding", "DateStyle", "TimeZone", "IntervalStyle",
+	"extra_float_digits", "lc_messages", "lc_monetary", "lc_numeric", "lc_time",
+	"statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
+	"bytea_output",
+};
+
+static bool false_value(const char *v)
+{
+	return strcasecmp(v, "false") == 0 || strcasecmp(v, "off") == 0 || strcasecmp(v, "no") == 0 ||
+	       strcmp(v, "0") == 0;
+}
+
+static int add_param(struct pgconn *c, const char *k, const char *v)
+{
+	int r = buf_put_cstr(&c->params, k);
+
+	if (r == 0)
+		r = buf_put_cstr(&c->params, v);
+	if (r == 0)
+		c->n_params++;
+	return r;
+}
+
+static int client_startup(struct pgconn *c, const struct pg_startup *s)
+{
+	struct grant *g = c->gc.grant;
+	const struct pol_connection *conn = g->conn;
+	const char *unknown_pq[64];
+	size_t n_pq = 0;
+	const char *v;
+	int r;
+
+	if (c->refused) {
+		pg_fatal_client(c, "28000", "sluice: %s", c->refuse_why);
+		return 0;
+	}
+	if ((v = pgw_startup_get(s, "replication")) && !false_value(v)) {
+		agent_event(c->agent, "connection.refused", g->id, &c->peer.uid, g->user, conn->name,
+			    "replication connection refused");
+		pg_fatal_client(c, "42501", "sluice: replication connections are not allowed through a grant");
+		return 0;
+	}
+	if ((r = add_param(c, "user", conn->user)) < 0 || (r = add_param(c, "database", conn->dbname)) < 0)
+		return r;
+	for (size_t i = 0; i < s->n; i++) {
+		const char *k = s->keys[i];
+		bool ok = false;
+
+		if (strcmp(k, "user") == 0 || strcmp(k, "database") == 0 || strcmp(k, "replication") == 0)
+			continue; /* the grant is the authorisation; these come from policy */
+		if (strncmp(k, "_pq_.", 5) == 0) {
+			unknown_pq[n_pq++] = k; /* protocol options: none supported */
+			continue;
+		}
+		for (size_t j = 0; j < ARRAY_SIZE(forwarded_params); j++)
+			if (strcasecmp(k, forwarded_params[j]) == 0)
+				ok = true;
+		if (!ok) {
+			agent_event(c->agent, "connection.refused", g->id, &c->peer.uid, g->user, conn->name,
+				    "startup parameter \"%.64s\" refused", k);
+			pg_fatal_client(c, "0A000",
+					"sluice: startup parameter \"%.64s\" is not allowed through a grant", k);
+			return 0;
+		}
+		if ((r = add_param(c, k, s->vals[i])) < 0)
+			return r;
+		if (strcasecmp(k, "application_name") == 0 && !c->app_name)
+			c->app_name = strndup(s->vals[i], 64);
+	}
+	/* A newer minor version or protocol options: say what we speak. */
+	if ((s->code & 0xffff) != 0 || n_pq > 0) {
+		if ((r = pgw_negotiate_version(&c->hello, 0, unknown_pq, n_pq)) < 0)
+			return r;
+	}
+	c->state = PGS_UPSTREAM;
+	return pg_upstream_start(c);
+}
+
+static void handle_cancel(struct pgconn *c, const struct pg_startup *s)
+{
+	struct grant *g = c->gc.grant;
+	struct list_node *n, *t;
+
+	/* Only a connection the grant would accept may cancel, and only one of
+	 * the same grant's sessions. */
+	if (c->refused)
+		return;
+	list_for_each_safe(n, t, &g->conns) {
+		struct pgconn *o = container_of(n, struct pgconn, gc);
+		if (o != c && o->state == PGS_READY && o->proxy_pid == s->cancel_pid &&
+		    o->proxy_key == s->cancel_key && o->have_up_key) {
+			if (pg_send_cancel(o) < 0)
+				log_warn("grant %s: cannot send cancel upstream", g->id);
+			return;
+		}
+	}
+	log_debug("grant %s: cancel request for an unknown key ignored", g->id);
+}
+
+/* Examine c2s in PGS_STARTUP. */
+static int scan_startup(struct pgconn *c)
+{
+	struct pg_pipe *p = &c->c2s;
+
+	while (c->state == PGS_STARTUP && p->b.len - p->scan >= 4) {
+		const uint8_t *m = p->b.data + p->scan;
+		uint32_t len = get_u32(m);
+		struct pg_startup s;
+		const char *why;
+		int r;
+
+		if (len < 8 || len > PG_STARTUP_MAX) {
+			pg_protocol_violation(c, "the client", "an invalid startup packet length");
+			return 0;
+		}
+		if (p->b.len - p->scan < len)
+			return pipe_room(p, len - (p->b.len - p->scan));
+		if (pgw_parse_startup(m, len, &s, &why) < 0) {
+			pg_protocol_violation(c, "the client", why);
+			return 0;
+		}
+		if (s.code == PG_SSL_REQUEST || s.code == PG_GSSENC_REQUEST) {
+			/* The grant socket is local: no TLS, no GSS. */
+			p->scan += len;
+			p->off = p->scan;
+			if (++c->enc_requests > 2) {
+				pg_protocol_violation(c, "the client", "repeated encryption requests");
+				return 0;
+			}
+			if ((r = pg_pipe_insert(&c->s2c, "N", 1)) < 0)
+				return r;
+			continue;
+		}
+		if (s.code == PG_CANCEL_REQUEST) {
+			handle_cancel(c, &s);
+			c->end_reason = "cancel request";
+			c->state = PGS_CLOSING;
+			return 0;
+		}
+		/* Take the packet out of the pipe (which carries our own setup
+		 * messages upstream from now on) and work from a copy. */
+		{
+			uint8_t *copy = malloc(len);
+			if (!copy)
+				return -ENOMEM;
+			memcpy(copy, m, len);
+			pipe_cut(p, p->scan, len);
+			if (pgw_parse_startup(copy, len, &s, &why) == 0) {
+				c->serial = ++c->gc.grant->conn_serial;
+				r = client_startup(c, &s);
+			} else {
+				r = -EPROTO;
+			}
+			free(copy);
+		}
+		return r;
+	}
+	return 0;
+}
+
+/* --- Relaying ----------------------------------------------------------- */
+
+static uint32_t max_message(const struct pgconn *c)
+{
+	return c->agent->pol->p->agent.max_message_size;
+}
+
+/* Examine client bytes in PGS_READY / PGS_LINGER. */
+static int scan_client(struct pgconn *c)
+{
+	struct pg_pipe *p = &c->c2s;
+
+	while (p->scan < p->b.len && (c->state == PGS_READY || c->state == PGS_LINGER)) {
+		size_t avail = p->b.len - p->scan, total;
+		const uint8_t *m;
+		uint32_t len;
+		char type;
+		enum pg_action act;
+
+		if (p->stream_left > 0) {
+			size_t take = (size_t)MIN(p->stream_left, (uint64_t)avail);
+			if (p->stream_drop)
+				pipe_cut(p, p->scan, take);
+			else
+				p->scan += take;
+			p->stream_left -= take;
+			continue;
+		}
+		if (avail < PG_HEADER)
+			return pipe_room(p, PG_HEADER);
+		m = p->b.data + p->scan;
+		type = (char)m[0];
+		len = get_u32(m + 1);
+		if (len < 4) {
+			pg_protocol_violation(c, "the client", "a message with an invalid length");
+			return 0;
+		}
+		total = (size_t)len + 1;
+		if (c->state == PGS_LINGER) {
+			if (avail < total && total <= max_message(c))
+				return pipe_room(p, total - avail);
+			pg_track_refused_after_end(c, type, m + PG_HEADER,
+						   MIN(avail, total) - PG_HEADER);
+			c->state = PGS_CLOSING;
+			return 0;
+		}
+		if (type == 'd' || type == 'F') {
+			/* CopyData streams; a FunctionCall is refused, whatever its size. */
+			act = pg_track_client(c, type, NULL, 0, total);
+			if (act == PG_CLOSE)
+				return 0;
+			p->stream_drop = act == PG_DROP;
+			p->stream_left = total;
+			continue;
+		}
+		if (total > max_message(c)) {
+			pg_protocol_violation(c, "the client", "a message larger than max_message_size");
+			return 0;
+		}
+		if (avail < total)
+			return pipe_room(p, total - avail);
+		act = pg_track_client(c, type, m + PG_HEADER, len - 4, total);
+		switch (act) {
+		case PG_FORWARD:
+		case PG_STREAM:
+			p->scan += total;
+			break;
+		case PG_DROP:
+			pipe_cut(p, p->scan, total);
+			break;
+		case PG_CLOSE:
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* Examine server bytes in PGS_READY (and the setup states). */
+static int scan_server(struct pgconn *c)
+{
+	struct pg_pipe *p = &c->s2c;
+
+	while (p->scan < p->b.len) {
+		size_t avail = p->b.len - p->scan, total;
+		const uint8_t *m;
+		uint32_t len;
+		char type;
+		enum pg_action act;
+		int r;
+
+		if (c->state != PGS_READY && c->state != PGS_UPSTREAM)
+			return 0;
+		if (p->stream_left > 0) {
+			size_t take = (size_t)MIN(p->stream_left, (uint64_t)avail);
+			p->scan += take;
+			p->stream_left -= take;
+			continue;
+		}
+		if (avail < PG_HEADER)
+			return pipe_room(p, PG_HEADER);
+		m = p->b.data + p->scan;
+		type = (char)m[0];
+		len = get_u32(m + 1);
+		if (len < 4) {
+			pg_protocol_violation(c, "the server", "a message with an invalid length");
+			return 0;
+		}
+		total = (size_t)len + 1;
+		if (c->state == PGS_READY && (type == 'D' || type == 'd')) {
+			act = pg_track_server(c, type, NULL, 0);
+			if (act == PG_CLOSE)
+				return 0;
+			p->stream_left = total;
+			continue;
+		}
+		if (total > max_message(c)) {
+			pg_protocol_violation(c, "the server", "a message larger than max_message_size");
+			return 0;
+		}
+		if (avail < total)
+			return pipe_room(p, total - avail);
+		if (c->state == PGS_UPSTREAM) {
+			/* Setup messages are consumed; the client gets our hello,
+			 * inserted before this message when it completes. */
+			r = pg_upstream_message(c, type, m + PG_HEADER, len - 4);
+			if (r < 0)
+				return r;
+			if (c->state == PGS_CLOSING)
+				return 0;
+			pipe_cut(p, p->scan, total);
+			continue;
+		}
+		act = pg_track_server(c, type, m + PG_HEADER, len - 4);
+		if (act == PG_CLOSE)
+			return 0;
+		if (act == PG_DROP)
+			pipe_cut(p, p->scan, total);
+		else
+			p->scan += total;
+		/* Replies the proxy made itself that were waiting for this one. */
+		if ((r = pg_flush_emit(c)) < 0)
+			return r;
+	}
+	return pg_flush_emit(c);
+}
+
+/* Replies the proxy made itself (refusals) go out once the responses
+ * before them have, and never inside a half-relayed message. */
+int pg_flush_emit(struct pgconn *c)
+{
+	int r;
+
+	if (c->emit.len == 0 || c->s2c.stream_left > 0)
+		return 0;
+	r = pg_pipe_insert(&c->s2c, c->emit.data, c->emit.len);
+	buf_release(&c->emit, 0);
+	return r;
+}
+
+static ssize_t client_read(struct pgconn *c, void *buf, size_t n)
+{
+	ssize_t r = recv(c->cfd, buf, n, 0);
+	return r < 0 ? -errno : r;
+}
+
+static ssize_t client_write(struct pgconn *c, const void *buf, size_t n)
+{
+	ssize_t r = send(c->cfd, buf, n, MSG_NOSIGNAL);
+	return r < 0 ? -errno : r;
+}
+
+/* Write what is examined in p to its destination. 0, or negative errno. */
+static int pipe_flush(struct pgconn *c, struct pg_pipe *p, bool to_upstream)
+{
+	while (pipe_unsent(p) > 0) {
+		ssize_t w = to_upstream ? pg_up_write(c, p->b.data + p->off, pipe_unsent(p))
+					: client_write(c, p->b.data + p->off, pipe_unsent(p));
+		if (w == -EAGAIN || w == -EINTR) {
+			p->blocked = w == -EAGAIN;
+			return 0;
+		}
+		if (w < 0)
+			return (int)w;
+		p->off += (size_t)w;
+	}
+	p->blocked = false;
+	if (p->off == p->b.len && p->stream_left == 0)
+		pipe_release(p);
+	return 0;
+}
+
+/* Read from a pipe's source. >0 bytes, 0 at EOF, -EAGAIN, -errno. */
+static ssize_t pipe_fill(struct pgconn *c, struct pg_pipe *p, bool from_upstream)
+{
+	ssize_t n;
+	int r = pipe_room(p, 1);
+
+	if (r < 0)
+		return r;
+	if (p->b.cap - p->b.len < READ_CHUNK / 4 && p->b.cap < READ_CHUNK) {
+		if ((r = pipe_room(p, READ_CHUNK / 4)) < 0)
+			return r;
+	}
+	n = from_upstream ? pg_up_read(c, p->b.data + p->b.len, p->b.cap - p->b.len)
+			  : client_read(c, p->b.data + p->b.len, p->b.cap - p->b.len);
+	if (n > 0)
+		p->b.len += (size_t)n;
+	else if (n == 0)
+		p->eof = true;
+	return n;
+}
+
+static bool client_readable_state(const struct pgconn *c)
+{
+	switch (c->state) {
+	case PGS_STARTUP:
+	case PGS_LINGER:
+		return true;
+	case PGS_READY:
+		return pipe_unsent(&c->c2s) < HIGH_WATER && c->fifo_n < 4096;
+	default:
+		return false;
+	}
+}
+
+static bool upstream_readable_state(const struct pgconn *c)
+{
+	if (c->ufd < 0)
+		return false;
+	if (c->state == PGS_UPSTREAM)
+		return c->up >= UP_AUTH;
+	return c->state == PGS_READY && pipe_unsent(&c->s2c) < HIGH_WATER;
+}
+
+void pg_update_events(struct pgconn *c)
+{
+	uint32_t ce = 0, ue = 0;
+
+	if (c->cfd >= 0 && c->cw) {
+		if (client_readable_state(c))
+			ce |= EPOLLIN;
+		if (c->s2c.blocked)
+			ce |= EPOLLOUT;
+		if (loop_watch_set(c->cw, ce) < 0)
+			log_warn("epoll: %s", strerror(errno));
+	}
+	if (c->ufd >= 0 && c->uw) {
+		if (c->state == PGS_UPSTREAM && c->up == UP_CONNECTING)
+			ue = EPOLLOUT;
+		else if (c->state == PGS_UPSTREAM && c->up == UP_SSL_ANSWER)
+			ue = EPOLLIN;
+		else if (c->state == PGS_UPSTREAM && c->up == UP_TLS)
+			ue = c->tls_want == TLS_WANT_WRITE ? EPOLLOUT : EPOLLIN;
+		else if (c->state != PGS_UPSTREAM || c->up >= UP_AUTH) {
+			if (upstream_readable_state(c))
+				ue |= c->tls_rd_want == TLS_WANT_WRITE ? EPOLLOUT : EPOLLIN;
+			if (c->c2s.blocked)
+				ue |= c->tls_wr_want == TLS_WANT_READ ? EPOLLIN : EPOLLOUT;
+		}
+		if (loop_watch_set(c->uw, ue) < 0)
+			log_warn("epoll: %s", strerror(errno));
+	}
+}
+
+/* Move bytes as far as they go; called after any event. Closes the
+ * connection (and returns) when it is finished. */
+void pg_pump(struct pgconn *c)
+{
+	int r = 0;
+	ssize_t n;
+
+	for (int round = 0; round < 4; round++) {
+		bool progress = false;
+
+		/* Client -> proxy. */
+		if (c->cfd >= 0 && client_readable_state(c) && !c->c2s.eof) {
+			n = pipe_fill(c, &c->c2s, false);
+			if (n > 0) {
+				progress = true;
+				r = c->state == PGS_STARTUP ? scan_startup(c) : scan_client(c);
+				if (r < 0)
+					goto fail;
+			} else if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR)) {
+				c->end_reason = n == 0 ? "client disconnected" : "client connection error";
+				goto close;
+			}
+		}
+		/* Server -> proxy. TLS may hold decrypted bytes the socket no
+		 * longer shows: keep reading while it has some. */
+		while (upstream_readable_state(c) && !c->s2c.eof) {
+			n = pipe_fill(c, &c->s2c, true);
+			if (n > 0) {
+				progress = true;
+				if ((r = scan_server(c)) < 0)
+					goto fail;
+				if (c->tls && tls_pending(c->tls))
+					continue;
+			} else if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR)) {
+				if (c->state == PGS_UPSTREAM) {
+					pg_fatal_client(c, "08006", "sluice: the upstream server closed the connection during start-up");
+				} else if (c->state == PGS_READY) {
+					/* The server went away (it usually said why, relayed
+					 * already): deliver what we have, then close. */
+					c->end_reason = "server closed the connection";
+					c->state = PGS_CLOSING;
+					pg_upstream_close(c);
+				}
+			}
+			break;
+		}
+		/* Proxy -> server, proxy -> client. */
+		if (c->ufd >= 0 && pipe_unsent(&c->c2s) > 0 &&
+		    (c->state == PGS_READY || (c->state == PGS_UPSTREAM && c->up >= UP_AUTH))) {
+			size_t before = c->c2s.off;
+			if ((r = pipe_flush(c, &c->c2s, true)) < 0) {
+				if (c->state == PGS_UPSTREAM) {
+					pg_fatal_client(c, "08006", "sluice: cannot write to the upstream server: %s",
+							strerror(-r));
+				} else {
+					c->end_reason = "upstream write failed";
+					pg_fatal_client(c, "08006", "sluice: lost the upstream connection: %s",
+							strerror(-r));
+				}
+			}
+			progress |= c->c2s.off != before;
+		}
+		if (c->cfd >= 0 && pipe_unsent(&c->s2c) > 0) {
+			size_t before = c->s2c.off;
+			if ((r = pipe_flush(c, &c->s2c, false)) < 0) {
+				c->end_reason = "client connection error";
+				goto close;
+			}
+			progress |= c->s2c.off != before;
+		}
+		if (c->state == PGS_CLOSING && pipe_unsent(&c->s2c) == 0)
+			goto close;
+		if (!progress)
+			break;
+	}
+	pg_update_events(c);
+	return;
+fail:
+	log_warn("grant %s connection %llu: %s", c->gc.grant->id, (unsigned long long)c->serial,
+		 strerror(-r));
+	c->end_reason = r == -ENOMEM ? "out of memory" : "internal error";
+close:
+	pg_close(c, c->end_reason ? c->end_reason : "closed");
+}
+
+static void on_client(struct loop_watch *w, uint32_t events, void *ud)
+{
+	struct pgconn *c = ud;
+
+	if ((events & (EPOLLHUP | EPOLLERR)) && !(events & EPOLLIN) && c->state != PGS_CLOSING) {
+		/* Nothing left to read: the client is gone. */
+		c->end_reason = "client disconnected";
+		pg_close(c, c->end_reason);
+		return;
+	}
+	pg_pump(c);
+}
+
+void pg_on_upstream(struct loop_watch *w, uint32_t events, void *ud)
+{
+	struct pgconn *c = ud;
+
+	if (c->state == PGS_UPSTREAM && c->up < UP_AUTH) {
+		pg_upstream_event(c, events);
+		if (c->state == PGS_CLOSING || c->state == PGS_UPSTREAM)
+			pg_pump(c);
+		return;
+	}
+	pg_pump(c);
+}
+
+/* Upstream is ready: the client gets the hello (AuthenticationOk,
+ * ParameterStatus, our BackendKeyData, ReadyForQuery). */
+void pg_ready_for_client(struct pgconn *c)
+{
+	struct grant *g = c->gc.grant;
+
+	c->timer = loop_timer_del(c->timer);
+	c->state = PGS_READY;
+	c->txn_status = 'I';
+	c->connected_us = now_us();
+	if (pg_pipe_insert(&c->s2c, c->hello.data, c->hello.len) < 0) {
+		pg_fatal_client(c, "53200", "sluice: out of memory");
+		return;
+	}
+	buf_clear(&c->hello);
+	buf_release(&c->params, 1);
+	agent_event(c->agent, "connection.opened", g->id, &c->peer.uid, g->user, g->conn->name,
+		    "connection %llu (pid %d%s%s)", (unsigned long long)c->serial, (int)c->peer.pid,
+		    c->app_name ? ", application " : "", c->app_name ? c->app_name : "");
+}
+
+/* --- Timers, grant end, accept ------------------------------------------ */
+
+static void on_timeout(struct loop_timer *t, void *ud)
+{
+	struct pgconn *c = ud;
+
+	c->timer = loop_timer_del(c->timer);
+	switch (c->state) {
+	case PGS_STARTUP:
+		pg_close(c, "no startup packet in time");
+		return;
+	case PGS_UPSTREAM:
+		log_warn("grant %s: upstream %s did not answer within connect_timeout",
+			 c->gc.grant->id, c->gc.grant->conn->name);
+		pg_fatal_client(c, "08001", "sluice: the upstream server did not answer in time");
+		pg_pump(c);
+		return;
+	default:
+		pg_close(c, c->state == PGS_LINGER ? "grant ended" : "timeout");
+		return;
+	}
+}
+
+static void conn_end(struct grant_conn *gc, const char *reason)
+{
+	struct pgconn *c = container_of(gc, struct pgconn, gc);
+	char msg[160];
+
+	snprintf(msg, sizeof(msg), "sluice: grant %s ended (%s)", gc->grant->id, reason);
+	switch (c->state) {
+	case PGS_STARTUP:
+	case PGS_CLOSING:
+	case PGS_LINGER:
+		if (c->state != PGS_LINGER)
+			c->state = PGS_CLOSING;
+		c->end_reason = "grant ended";
+		break;
+	case PGS_UPSTREAM:
+		c->end_reason = "grant ended";
+		pg_fatal_client(c, "57P01", "%s", msg);
+		break;
+	case PGS_READY:
+		/* Stop what runs upstream, then tell the client; its next message
+		 * is recorded as refused before we close. */
+		if (c->fifo_n > 0 && c->have_up_key && pg_send_cancel(c) < 0)
+			log_warn("grant %s: cannot cancel the running statement", gc->grant->id);
+		pg_track_finish(c, "interrupted: the grant ended");
+		c->end_reason = "grant ended";
+		if (c->s2c.stream_left > 0) {
+			c->state = PGS_CLOSING; /* mid-message: nothing sane can follow */
+			c->s2c.off = c->s2c.scan = c->s2c.b.len = 0;
+			break;
+		}
+		pg_upstream_close(c);
+		c->s2c.b.len = c->s2c.scan;
+		c->c2s.off = c->c2s.scan; /* not forwarded any more */
+		c->c2s.stream_left = 0;
+		if (client_error(c, "FATAL", "57P01", msg) < 0) {
+			c->state = PGS_CLOSING;
+			break;
+		}
+		c->state = PGS_LINGER;
+		c->c2s.scan = c->c2s.off;
+		loop_timer_del(c->timer);
+		c->timer = NULL;
+		if (loop_timer_add(c->agent->loop, mono_us() + LINGER_US, on_timeout, c, &c->timer) < 0)
+			c->state = PGS_CLOSING;
+		break;
+	}
+	/* The grant iterates with a safe iterator and holds a reference, so
+	 * this connection may close itself right here. */
+	pg_pump(c);
+}
+
+static void pg_accept(struct grant *g, int fd, const struct ucred *peer, bool allowed,
+		      const char *why)
+{
+	struct agent *a = g->agent;
+	struct pgconn *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->agent = a;
+	c->cfd = fd;
+	c->ufd = -1;
+	c->peer = *peer;
+	c->gc.end = conn_end;
+	c->refused = !allowed;
+	c->c2s.b.max = a->pol->p->agent.max_message_size + 64;
+	c->s2c.b.max = a->pol->p->agent.max_message_size + 64 + HIGH_WATER;
+	c->params.max = PG_STARTUP_MAX;
+	c->hello.max = 64 * 1024;
+	if (why && !(c->refuse_why = strdup(why))) {
+		close(fd);
+		free(c);
+		return;
+	}
+	grant_conn_attach(g, &c->gc, allowed);
+	if (loop_watch_add(a->loop, fd, EPOLLIN, on_client, c, &c->cw) < 0 ||
+	    loop_timer_add(a->loop, mono_us() + (int64_t)a->pol->p->agent.startup_timeout * 1000000,
+			   on_timeout, c, &c->timer) < 0) {
+		pg_close(c, "out of resources");
+		return;
+	}
+}
+
+/* --- Per-grant set-up: the upstream password and TLS context ------------ */
+
+static int read_password(const struct pol_connection *conn, uid_t owner, char **out, size_t *outlen,
+			 char *err, size_t errlen)
+{
+	struct stat st;
+	char *pw;
+	ssize_t n;
+	int fd = open(conn->password_file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open password_file %s: %s", conn->password_file,
+			 strerror(errno));
+		return -errno;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "password_file %s is not a regular file", conn->password_file);
+		close(fd);
+		return -EINVAL;
+	}
+	if (st.st_uid != owner || (st.st_mode & 0177) != 0) {
+		snprintf(err, errlen,
+			 "password_file %s must be owned by the agent's account (uid %u) with mode 0600 (it is uid %u, mode %04o)",
+			 conn->password_file, (unsigned)owner, (unsigned)st.st_uid,
+			 (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -EPERM;
+	}
+	pw = calloc(1, PASSWORD_MAX + 1);
+	if (!pw) {
+		close(fd);
+		return -ENOMEM;
+	}
+	n = read(fd, pw, PASSWORD_MAX + 1);
+	close(fd);
+	if (n < 0 || n > PASSWORD_MAX) {
+		snprintf(err, errlen, "password_file %s: %s", conn->password_file,
+			 n < 0 ? strerror(errno) : "longer than 1024 bytes");
+		secret_free(pw, PASSWORD_MAX + 1);
+		return -EINVAL;
+	}
+	/* One trailing newline is the file's, not the password's. */
+	if (n > 0 && pw[n - 1] == '\n')
+		pw[--n] = '\0';
+	if (n > 0 && pw[n - 1] == '\r')
+		pw[--n] = '\0';
+	if (n == 0 || memchr(pw, '\0', (size_t)n)) {
+		snprintf(err, errlen, "password_file %s is empty or holds a NUL byte", conn->password_file);
+		secret_free(pw, PASSWORD_MAX + 1);
+		return -EINVAL;
+	}
+	*out = pw;
+	*outlen = PASSWORD_MAX + 1;
+	return 0;
+}
+
+/* Used by the agent at load time too: a broken password file stops a
+ * (re)load instead of surfacing at the first grant. */
+int pg_check_password_file(const struct pol_connection *conn, uid_t owner, char *err, size_t errlen);
+int pg_check_password_file(const struct pol_connection *conn, uid_t owner, char *err, size_t errlen)
+{
+	char *pw = NULL;
+	size_t len = 0;
+	int r;
+
+	if (!conn->password_file)
+		return 0;
+	r = read_password(conn, owner, &pw, &len, err, errlen);
+	secret_free(pw, len);
+	return r;
+}
+
+static int pg_grant_init(struct grant *g, char *err, size_t errlen)
+{
+	struct pg_grant *pg = calloc(1, sizeof(*pg));
+	int r;
+
+	if (!pg)
+		return -ENOMEM;
+	if (g->conn->password_file) {
+		r = read_password(g->conn, g->agent->uid, &pg->password, &pg->password_len, err, errlen);
+		if (r < 0) {
+			free(pg);
+			return r;
+		}
+	}
+	if (g->conn->sslmode != SSLMODE_DISABLE) {
+		r = tls_ctx_new(g->conn->sslmode, g->conn->sslrootcert, &pg->tls, err, errlen);
+		if (r < 0) {
+			secret_free(pg->password, pg->password_len);
+			free(pg);
+			return r;
+		}
+	}
+	g->proto_data = pg;
+	return 0;
+}
+
+static void pg_grant_fini(struct grant *g)
+{
+	struct pg_grant *pg = g->proto_data;
+
+	if (!pg)
+		return;
+	secret_free(pg->password, pg->password_len);
+	tls_ctx_free(pg->tls);
+	free(pg);
+	g->proto_data = NULL;
+}
+
+const struct proto_ops pg_proto = {
+	.name = "postgres",
+	.socket_name = ".s.PGSQL.5432",
+	.grant_init = pg_grant_init,
+	.grant_fini = pg_grant_fini,
+	.accept = pg_accept,
+};
+
+const struct proto_ops *proto_for(enum conn_type type)
+{
+	switch (type) {
+	case CONN_POSTGRES:
+		return &pg_proto;
+	}
+	return &pg_proto;
+}

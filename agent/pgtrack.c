@@ -1,0 +1,764 @@
+/* Which response belongs to which request. Every client message that the
+ * server answers is queued in order (the pending FIFO); server messages pop
+ * it. That gives each statement its outcome for the audit, and lets the
+ * proxy answer a refused message itself at exactly the place in the stream
+ * where the server's answer would have been. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <pg_query.h>
+
+#include "agent/audit.h"
+#include "agent/pgconn.h"
+#include "agent/pgwire.h"
+#include "common/log.h"
+
+#define AUDIT_ROW_OVERHEAD 256
+
+struct name_ent {
+	char *name;
+	struct sqltext *sql; /* may be NULL: a statement we did not see prepared */
+};
+
+/* --- SQL texts and name maps --------------------------------------------- */
+
+static struct sqltext *sqltext_new(const char *p, size_t n)
+{
+	struct sqltext *s = malloc(sizeof(*s) + n + 1);
+
+	if (!s)
+		return NULL;
+	s->refs = 1;
+	s->len = (uint32_t)n;
+	memcpy(s->text, p, n);
+	s->text[n] = '\0';
+	return s;
+}
+
+static struct sqltext *sqltext_ref(struct sqltext *s)
+{
+	if (s)
+		s->refs++;
+	return s;
+}
+
+struct sqltext *sqltext_unref(struct sqltext *s)
+{
+	if (s && --s->refs == 0)
+		free(s);
+	return NULL;
+}
+
+static struct name_ent *map_find(struct name_map *m, const char *name)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (strcmp(m->v[i].name, name) == 0)
+			return &m->v[i];
+	return NULL;
+}
+
+/* Set name -> sql (taking a new reference). */
+static int map_set(struct name_map *m, const char *name, struct sqltext *sql)
+{
+	struct name_ent *e = map_find(m, name);
+
+	if (!e) {
+		if (m->n == m->cap) {
+			size_t cap = m->cap ? m->cap * 2 : 4;
+			struct name_ent *v = realloc(m->v, cap * sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+			m->v = v;
+			m->cap = cap;
+		}
+		e = &m->v[m->n];
+		e->name = strdup(name);
+		if (!e->name)
+			return -ENOMEM;
+		e->sql = NULL;
+		m->n++;
+	}
+	sqltext_unref(e->sql);
+	e->sql = sqltext_ref(sql);
+	return 0;
+}
+
+static void map_del(struct name_map *m, const char *name)
+{
+	struct name_ent *e = map_find(m, name);
+
+	if (!e)
+		return;
+	free(e->name);
+	sqltext_unref(e->sql);
+	*e = m->v[--m->n];
+}
+
+static void map_clear(struct name_map *m, bool keep_unnamed)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < m->n; i++) {
+		if (keep_unnamed && m->v[i].name[0] == '\0') {
+			m->v[j++] = m->v[i];
+			continue;
+		}
+		free(m->v[i].name);
+		sqltext_unref(m->v[i].sql);
+	}
+	m->n = j;
+	if (m->n == 0) {
+		free(m->v);
+		m->v = NULL;
+		m->cap = 0;
+	}
+}
+
+/* --- The pending FIFO ----------------------------------------------------- */
+
+static struct pend *fifo_at(struct pgconn *c, size_t i)
+{
+	return &c->fifo[(c->fifo_head + i) % c->fifo_cap];
+}
+
+static struct pend *fifo_head(struct pgconn *c)
+{
+	return c->fifo_n ? fifo_at(c, 0) : NULL;
+}
+
+static struct pend *fifo_push(struct pgconn *c, enum pend_kind kind)
+{
+	struct pend *e;
+
+	if (c->fifo_n == c->fifo_cap) {
+		size_t cap = c->fifo_cap ? c->fifo_cap * 2 : 8;
+		struct pend *v = malloc(cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		for (size_t i = 0; i < c->fifo_n; i++)
+			v[i] = *fifo_at(c, i);
+		free(c->fifo);
+		c->fifo = v;
+		c->fifo_cap = cap;
+		c->fifo_head = 0;
+	}
+	e = fifo_at(c, c->fifo_n++);
+	memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	return e;
+}
+
+static void pend_clear(struct pgconn *c, struct pend *e)
+{
+	for (; e->reserved > 0; e->reserved--)
+		audit_unreserve(c->agent->audit, e->hint);
+	sqltext_unref(e->sql);
+	free(e->parts);
+	free(e->name);
+	buf_release(&e->local, 0);
+	memset(e, 0, sizeof(*e));
+}
+
+static void fifo_pop(struct pgconn *c)
+{
+	pend_clear(c, fifo_head(c));
+	c->fifo_head = (c->fifo_head + 1) % c->fifo_cap;
+	if (--c->fifo_n == 0) {
+		/* Idle connections keep no FIFO. */
+		free(c->fifo);
+		c->fifo = NULL;
+		c->fifo_cap = c->fifo_head = 0;
+	}
+}
+
+/* --- Audit records ---------------------------------------------------------- */
+
+struct outcome {
+	const char *decision;
+	const char *tag;
+	const char *sqlstate;
+	const char *error;
+	int64_t rows;
+	bool executed;
+};
+
+static void record(struct pgconn *c, struct pend *e, const char *sql, size_t len,
+		   const struct outcome *o)
+{
+	struct grant *g = c->gc.grant;
+
+	if (e->reserved == 0)
+		return; /* more answers than we counted statements: nothing to do */
+	audit_statement(c->agent->audit, &(struct audit_statement){
+		.ts_us = e->ts_us, .grant_id = g->id, .uid = g->uid, .user = g->user,
+		.connection = g->conn->name, .conn_serial = c->serial, .sql = sql, .sql_len = len,
+		.decision = o->decision, .outcome = o->tag, .sqlstate = o->sqlstate,
+		.error = o->error, .rows = o->rows,
+		.duration_us = o->executed ? mono_us() - e->t0 : -1 }, e->hint);
+	e->reserved--;
+	c->n_statements++;
+}
+
+/* The current statement of a QUERY, or an EXECUTE, is done. */
+static void complete_current(struct pgconn *c, struct pend *e, const struct outcome *o)
+{
+	if (e->kind == PEND_QUERY) {
+		const char *sql = e->sql->text;
+		size_t len = e->sql->len;
+
+		if (e->cur >= e->n_parts)
+			return;
+		if (e->parts) {
+			sql += e->parts[e->cur].off;
+			len = e->parts[e->cur].len;
+		}
+		record(c, e, sql, len, o);
+		e->cur++;
+		/* The next statement starts now. */
+		e->ts_us = now_us();
+		e->t0 = mono_us();
+		e->rows = 0;
+	} else if (e->kind == PEND_EXECUTE || e->kind == PEND_PARSE) {
+		if (e->sql)
+			record(c, e, e->sql->text, e->sql->len, o);
+		else
+			record(c, e, "(a prepared statement sluice did not see prepared)", 51, o);
+	}
+}
+
+/* Everything of e that did not run. */
+static void complete_rest(struct pgconn *c, struct pend *e, const char *why)
+{
+	struct outcome o = { .decision = AUDIT_ALLOWED, .error = why, .rows = -1 };
+
+	if (e->kind == PEND_QUERY) {
+		while (e->cur < e->n_parts)
+			complete_current(c, e, &o);
+	} else if (e->kind == PEND_EXECUTE) {
+		complete_current(c, e, &o);
+	}
+}
+
+/* Pop the head, then hand out replies of ours that were waiting for it. */
+static int pop_and_emit(struct pgconn *c)
+{
+	struct pend *e;
+	int r;
+
+	fifo_pop(c);
+	while ((e = fifo_head(c)) && e->kind == PEND_LOCAL) {
+		if ((r = buf_append(&c->emit, e->local.data, e->local.len)) < 0)
+			return r;
+		if (e->local_rfq && (r = pgw_ready(&c->emit, c->txn_status)) < 0)
+			return r;
+		fifo_pop(c);
+	}
+	return 0;
+}
+
+int pg_refuse_local(struct pgconn *c, const char *sqlstate, const char *msg, bool rfq)
+{
+	struct buf m = BUF_INIT(0);
+	struct pend *e;
+	int r = pgw_error(&m, 'E', "ERROR", sqlstate, msg, NULL, NULL);
+
+	if (r < 0)
+		goto out;
+	if (c->fifo_n == 0) {
+		/* Nothing in flight: answer now. */
+		r = buf_append(&c->emit, m.data, m.len);
+		if (r == 0 && rfq)
+			r = pgw_ready(&c->emit, c->txn_status);
+		if (r == 0)
+			r = pg_flush_emit(c);
+		goto out;
+	}
+	e = fifo_push(c, PEND_LOCAL);
+	if (!e) {
+		r = -ENOMEM;
+		goto out;
+	}
+	e->local = m;
+	e->local_rfq = rfq;
+	return 0;
+out:
+	buf_release(&m, 0);
+	return r;
+}
+
+/* A statement refused before it reached the server: recorded when the
+ * audit can take it (if it cannot, the refusal itself is what protects). */
+static void record_refused(struct pgconn *c, const char *sql, size_t len, const char *sqlstate,
+			   const char *why)
+{
+	struct pend tmp = { .ts_us = now_us(), .t0 = mono_us(), .hint = AUDIT_ROW_OVERHEAD + len };
+
+	if (audit_reserve(c->agent->audit, tmp.hint) < 0)
+		return;
+	tmp.reserved = 1;
+	record(c, &tmp, sql, len, &(struct outcome){ .decision = AUDIT_REFUSED,
+		.sqlstate = sqlstate, .error = why, .rows = -1 });
+}
+
+/* --- Splitting a simple query into statements ------------------------------ */
+
+static bool only_space_after(const char *p, const char *end)
+{
+	for (; p < end; p++)
+		if (!(*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f'))
+			return false;
+	return true;
+}
+
+/* parts = NULL, n = 1: one statement spanning the text. */
+static int split_query(const char *sql, size_t len, struct stmt_part **parts, uint32_t *n)
+{
+	const char *semi = memchr(sql, ';', len);
+	PgQuerySplitResult res;
+	struct stmt_part *v;
+
+	*parts = NULL;
+	*n = 1;
+	/* Most queries hold one statement, at most followed by ';': no parse. */
+	if (!semi || (only_space_after(semi + 1, sql + len)))
+		return 0;
+	res = pg_query_split_with_parser(sql);
+	if (res.error || res.n_stmts <= 1) {
+		/* The server will reject or run it as one piece, as we record it. */
+		pg_query_free_split_result(res);
+		return 0;
+	}
+	v = calloc((size_t)res.n_stmts, sizeof(*v));
+	if (!v) {
+		pg_query_free_split_result(res);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < res.n_stmts; i++) {
+		size_t off = (size_t)res.stmts[i]->stmt_location;
+		size_t l = (size_t)res.stmts[i]->stmt_len;
+		if (off > len)
+			off = len;
+		if (l == 0 || off + l > len)
+			l = len - off; /* 0 means "to the end" */
+		v[i].off = (uint32_t)off;
+		v[i].len = (uint32_t)l;
+	}
+	*parts = v;
+	*n = (uint32_t)res.n_stmts;
+	pg_query_free_split_result(res);
+	return 0;
+}
+
+/* --- Client messages --------------------------------------------------------- */
+
+static const char *audit_down_message(struct pgconn *c)
+{
+	const char *why = audit_failure(c->agent->audit);
+	static char msg[400];
+
+	snprintf(msg, sizeof(msg),
+		 "sluice: refused: the audit log cannot record this statement (%s); nothing runs unrecorded",
+		 why ? why : "its queue is full");
+	return msg;
+}
+
+static enum pg_action violation(struct pgconn *c, const char *what)
+{
+	pg_protocol_violation(c, "the client", what);
+	return PG_CLOSE;
+}
+
+static enum pg_action on_query(struct pgconn *c, const uint8_t *body, size_t n)
+{
+	const char *sql = (const char *)body;
+	size_t len;
+	struct stmt_part *parts;
+	uint32_t n_parts, got = 0;
+	size_t hint;
+	struct pend *e;
+	int r;
+
+	if (n == 0 || body[n - 1] != '\0' || memchr(body, '\0', n) != body + n - 1)
+		return violation(c, "a malformed Query message");
+	len = n - 1;
+	if (split_query(sql, len, &parts, &n_parts) < 0)
+		goto oom;
+	/* Every statement must have its record's place before anything runs. */
+	hint = AUDIT_ROW_OVERHEAD + len;
+	for (; got < n_parts; got++)
+		if (audit_reserve(c->agent->audit, hint) < 0)
+			break;
+	if (got < n_parts) {
+		for (uint32_t i = 0; i < got; i++)
+			audit_unreserve(c->agent->audit, hint);
+		free(parts);
+		r = pg_refuse_local(c, "58000", audit_down_message(c), true);
+		return r < 0 ? PG_CLOSE : PG_DROP;
+	}
+	e = fifo_push(c, PEND_QUERY);
+	if (!e || !(e->sql = sqltext_new(sql, len))) {
+		for (uint32_t i = 0; i < n_parts; i++)
+			audit_unreserve(c->agent->audit, hint);
+		free(parts);
+		goto oom;
+	}
+	e->parts = parts;
+	e->n_parts = n_parts;
+	e->reserved = n_parts;
+	e->hint = hint;
+	e->ts_us = now_us();
+	e->t0 = mono_us();
+	/* DEALLOCATE / DISCARD drop server-side prepared statements. */
+	if (strncasecmp(sql, "deallocate", 10) == 0 || strncasecmp(sql, "discard all", 11) == 0)
+		map_clear(&c->stmts, true);
+	return PG_FORWARD;
+oom:
+	pg_fatal_client(c, "53200", "sluice: out of memory");
+	return PG_CLOSE;
+}
+
+static enum pg_action on_parse(struct pgconn *c, const uint8_t *body, size_t n)
+{
+	size_t off = 0;
+	const char *name = pgw_get_cstr(body, n, &off);
+	const char *sql = name ? pgw_get_cstr(body, n, &off) : NULL;
+	struct sqltext *t;
+	struct pend *e;
+	bool fresh;
+
+	if (!sql || off + 2 > n)
+		return violation(c, "a malformed Parse message");
+	fresh = name[0] != '\0' && !map_find(&c->stmts, name);
+	if (fresh && c->stmts.n >= c->agent->pol->p->agent.max_prepared_statements) {
+		c->discard_until_sync = true;
+		return pg_refuse_local(c, "54000",
+				       "sluice: too many prepared statements on this connection (max_prepared_statements); close some first",
+				       false) < 0 ? PG_CLOSE : PG_DROP;
+	}
+	t = sqltext_new(sql, strlen(sql));
+	e = t ? fifo_push(c, PEND_PARSE) : NULL;
+	if (!e)
+		goto oom;
+	e->sql = t;
+	e->ts_us = now_us();
+	e->t0 = mono_us();
+	/* The server replaces the unnamed statement and refuses to redefine a
+	 * named one; mirror that so Bind finds the right text. */
+	if (name[0] == '\0' || fresh) {
+		if (map_set(&c->stmts, name, t) < 0)
+			goto oom;
+		if (fresh && !(e->name = strdup(name)))
+			goto oom;
+	}
+	return PG_FORWARD;
+oom:
+	if (t && !e)
+		sqltext_unref(t);
+	pg_fatal_client(c, "53200", "sluice: out of memory");
+	return PG_CLOSE;
+}
+
+static enum pg_action on_bind(struct pgconn *c, const uint8_t *body, size_t n)
+{
+	size_t off = 0;
+	const char *portal = pgw_get_cstr(body, n, &off);
+	const char *stmt = portal ? pgw_get_cstr(body, n, &off) : NULL;
+	struct name_ent *s;
+
+	if (!stmt)
+		return violation(c, "a malformed Bind message");
+	s = map_find(&c->stmts, stmt);
+	if (map_set(&c->portals, portal, s ? s->sql : NULL) < 0 || !fifo_push(c, PEND_BIND)) {
+		pg_fatal_client(c, "53200", "sluice: out of memory");
+		return PG_CLOSE;
+	}
+	return PG_FORWARD;
+}
+
+static enum pg_action on_execute(struct pgconn *c, const uint8_t *body, size_t n)
+{
+	size_t off = 0;
+	const char *portal = pgw_get_cstr(body, n, &off);
+	struct name_ent *p;
+	struct pend *e;
+	size_t hint;
+
+	if (!portal || off + 4 != n)
+		return violation(c, "a malformed Execute message");
+	p = map_find(&c->portals, portal);
+	hint = AUDIT_ROW_OVERHEAD + (p && p->sql ? p->sql->len : 0);
+	if (audit_reserve(c->agent->audit, hint) < 0) {
+		c->discard_until_sync = true;
+		return pg_refuse_local(c, "58000", audit_down_message(c), false) < 0 ? PG_CLOSE : PG_DROP;
+	}
+	e = fifo_push(c, PEND_EXECUTE);
+	if (!e) {
+		audit_unreserve(c->agent->audit, hint);
+		pg_fatal_client(c, "53200", "sluice: out of memory");
+		return PG_CLOSE;
+	}
+	p = map_find(&c->portals, portal);
+	e->sql = sqltext_ref(p ? p->sql : NULL);
+	e->reserved = 1;
+	e->hint = hint;
+	e->ts_us = now_us();
+	e->t0 = mono_us();
+	return PG_FORWARD;
+}
+
+static enum pg_action on_close_msg(struct pgconn *c, const uint8_t *body, size_t n)
+{
+	size_t off = 1;
+	const char *name = n > 1 ? pgw_get_cstr(body, n, &off) : NULL;
+
+	if (!name || off != n || (body[0] != 'S' && body[0] != 'P'))
+		return violation(c, "a malformed Close message");
+	map_del(body[0] == 'S' ? &c->stmts : &c->portals, name);
+	if (!fifo_push(c, PEND_CLOSE)) {
+		pg_fatal_client(c, "53200", "sluice: out of memory");
+		return PG_CLOSE;
+	}
+	return PG_FORWARD;
+}
+
+enum pg_action pg_track_client(struct pgconn *c, char type, const uint8_t *body, size_t n,
+			       size_t total)
+{
+	if (c->discard_until_sync) {
+		/* After a refusal in an extended-protocol batch, the rest of the
+		 * batch goes nowhere, as the server itself would skip it. */
+		if (type != 'S')
+			{
+			if (type != 'X')
+				return PG_DROP;
+			c->state = PGS_CLOSING;
+			return PG_CLOSE;
+		}
+		c->discard_until_sync = false;
+	}
+	switch (type) {
+	case 'Q':
+		return on_query(c, body, n);
+	case 'P':
+		return on_parse(c, body, n);
+	case 'B':
+		return on_bind(c, body, n);
+	case 'E':
+		return on_execute(c, body, n);
+	case 'C':
+		return on_close_msg(c, body, n);
+	case 'D':
+	case 'S':
+		if (!fifo_push(c, type == 'S' ? PEND_SYNC : PEND_DESCRIBE)) {
+			pg_fatal_client(c, "53200", "sluice: out of memory");
+			return PG_CLOSE;
+		}
+		return PG_FORWARD;
+	case 'H': /* Flush */
+	case 'c': /* CopyDone */
+	case 'f': /* CopyFail */
+		return PG_FORWARD;
+	case 'd': /* CopyData */
+		return PG_STREAM;
+	case 'F': {
+		/* FunctionCall runs a function by OID, around SQL and so around
+		 * every rule that reads SQL. */
+		static const char why[] =
+			"sluice: refused: the FunctionCall protocol message is not allowed through a grant (it bypasses SQL); call the function with SELECT";
+		record_refused(c, "(FunctionCall protocol message)", 31, "42501", why);
+		return pg_refuse_local(c, "42501", why, true) < 0 ? PG_CLOSE : PG_DROP;
+	}
+	case 'X':
+		c->end_reason = "client terminated the session";
+		c->state = PGS_CLOSING;
+		return PG_CLOSE;
+	default: {
+		char what[64];
+		snprintf(what, sizeof(what), "an unexpected message type 0x%02x", (unsigned)(uint8_t)type);
+		(void)total;
+		return violation(c, what);
+	}
+	}
+}
+
+/* --- Server messages --------------------------------------------------------- */
+
+static enum pg_action server_violation(struct pgconn *c, char type)
+{
+	char what[64];
+
+	snprintf(what, sizeof(what), "an unexpected message type 0x%02x", (unsigned)(uint8_t)type);
+	pg_protocol_violation(c, "the server", what);
+	return PG_CLOSE;
+}
+
+static enum pg_action oom_close(struct pgconn *c)
+{
+	pg_fatal_client(c, "53200", "sluice: out of memory");
+	return PG_CLOSE;
+}
+
+static enum pg_action on_server_error(struct pgconn *c, const uint8_t *body, size_t n)
+{
+	struct pg_error_fields f;
+	struct pend *e = fifo_head(c);
+	char msg[512];
+
+	if (pgw_parse_error(body, n, &f) < 0)
+		return server_violation(c, 'E');
+	if (!e)
+		return PG_FORWARD; /* e.g. FATAL on an idle session: relayed, then EOF */
+	snprintf(msg, sizeof(msg), "%s", f.message ? f.message : "");
+	switch (e->kind) {
+	case PEND_QUERY:
+		complete_current(c, e, &(struct outcome){ .decision = AUDIT_ALLOWED,
+			.sqlstate = f.sqlstate, .error = msg, .rows = -1, .executed = true });
+		/* The rest of the string does not run; ReadyForQuery follows. */
+		return PG_FORWARD;
+	case PEND_SYNC:
+		return PG_FORWARD; /* the implicit COMMIT failed */
+	default:
+		if (e->kind == PEND_EXECUTE || e->kind == PEND_PARSE) {
+			if (e->kind == PEND_PARSE) {
+				if (e->name)
+					map_del(&c->stmts, e->name);
+				/* A Parse that failed is an attempt worth recording. */
+				e->hint = AUDIT_ROW_OVERHEAD + (e->sql ? e->sql->len : 0);
+				if (audit_reserve(c->agent->audit, e->hint) == 0)
+					e->reserved = 1;
+			}
+			complete_current(c, e, &(struct outcome){ .decision = AUDIT_ALLOWED,
+				.sqlstate = f.sqlstate, .error = msg, .rows = -1, .executed = true });
+		}
+		/* The server now skips everything up to the next Sync. */
+		fifo_pop(c);
+		while ((e = fifo_head(c)) && e->kind != PEND_SYNC && e->kind != PEND_QUERY) {
+			complete_rest(c, e, "not executed: an earlier message of the batch failed");
+			fifo_pop(c);
+		}
+		return PG_FORWARD;
+	}
+}
+
+static enum pg_action complete_with_tag(struct pgconn *c, struct pend *e, const char *tag,
+					size_t taglen)
+{
+	int64_t rows = pgw_tag_rows(tag, taglen);
+	char t[64];
+
+	snprintf(t, sizeof(t), "%.*s", (int)MIN(taglen, sizeof(t) - 1), tag);
+	complete_current(c, e, &(struct outcome){ .decision = AUDIT_ALLOWED, .tag = t,
+		.rows = rows >= 0 ? rows : e->rows, .executed = true });
+	if (e->kind == PEND_EXECUTE)
+		return pop_and_emit(c) < 0 ? oom_close(c) : PG_FORWARD;
+	return PG_FORWARD;
+}
+
+enum pg_action pg_track_server(struct pgconn *c, char type, const uint8_t *body, size_t n)
+{
+	struct pend *e = fifo_head(c);
+
+	switch (type) {
+	case 'D': /* DataRow: header only */
+		if (e)
+			e->rows++;
+		return PG_STREAM;
+	case 'd':
+		return PG_STREAM;
+	case 'C': /* CommandComplete */
+		if (n == 0 || body[n - 1] != '\0')
+			return server_violation(c, type);
+		if (e && (e->kind == PEND_QUERY || e->kind == PEND_EXECUTE))
+			return complete_with_tag(c, e, (const char *)body, n - 1);
+		return PG_FORWARD;
+	case 'I': /* EmptyQueryResponse */
+		if (e && (e->kind == PEND_QUERY || e->kind == PEND_EXECUTE))
+			return complete_with_tag(c, e, "EMPTY", 5);
+		return PG_FORWARD;
+	case 's': /* PortalSuspended: the Execute's row limit was reached */
+		if (e && e->kind == PEND_EXECUTE)
+			return complete_with_tag(c, e, "SUSPENDED", 9);
+		return PG_FORWARD;
+	case 'E':
+		return on_server_error(c, body, n);
+	case '1': /* ParseComplete */
+		if (e && e->kind == PEND_PARSE)
+			return pop_and_emit(c) < 0 ? oom_close(c) : PG_FORWARD;
+		return PG_FORWARD;
+	case '2': /* BindComplete */
+		if (e && e->kind == PEND_BIND)
+			return pop_and_emit(c) < 0 ? oom_close(c) : PG_FORWARD;
+		return PG_FORWARD;
+	case '3': /* CloseComplete */
+		if (e && e->kind == PEND_CLOSE)
+			return pop_and_emit(c) < 0 ? oom_close(c) : PG_FORWARD;
+		return PG_FORWARD;
+	case 'T': /* RowDescription */
+	case 'n': /* NoData */
+		if (e && e->kind == PEND_DESCRIBE)
+			return pop_and_emit(c) < 0 ? oom_close(c) : PG_FORWARD;
+		return PG_FORWARD;
+	case 'Z': /* ReadyForQuery */
+		if (n != 1)
+			return server_violation(c, type);
+		c->txn_status = (char)body[0];
+		/* Entries still before the Sync/Query this answers did not run. */
+		while ((e = fifo_head(c)) && e->kind != PEND_SYNC && e->kind != PEND_QUERY) {
+			complete_rest(c, e, "not executed");
+			fifo_pop(c);
+		}
+		if (e) {
+			complete_rest(c, e, "not executed: an earlier statement of the query failed");
+			if (pop_and_emit(c) < 0)
+				return oom_close(c);
+		}
+		/* Outside a transaction the server has dropped every portal. */
+		if (c->txn_status == 'I')
+			map_clear(&c->portals, false);
+		return PG_FORWARD;
+	case 't': /* ParameterDescription */
+	case 'G': /* CopyInResponse */
+	case 'H': /* CopyOutResponse */
+	case 'c': /* CopyDone */
+	case 'A': /* NotificationResponse */
+	case 'N': /* NoticeResponse */
+	case 'S': /* ParameterStatus */
+		return PG_FORWARD;
+	default: /* R, K, v, V, W (CopyBoth: replication only) and the unknown */
+		return server_violation(c, type);
+	}
+}
+
+void pg_track_refused_after_end(struct pgconn *c, char type, const uint8_t *body, size_t n)
+{
+	struct grant *g = c->gc.grant;
+	const char *sql = NULL;
+	size_t off = 0;
+	char why[128];
+
+	if (type == 'Q')
+		sql = pgw_get_cstr(body, n, &off);
+	else if (type == 'P' && pgw_get_cstr(body, n, &off))
+		sql = pgw_get_cstr(body, n, &off);
+	if (!sql)
+		return;
+	snprintf(why, sizeof(why), "grant %s ended (%s)", g->id, g->end_reason ? g->end_reason : "ended");
+	record_refused(c, sql, strlen(sql), "57P01", why);
+}
+
+void pg_track_finish(struct pgconn *c, const char *why)
+{
+	char msg[160];
+
+	snprintf(msg, sizeof(msg), "interrupted: %s", why);
+	while (c->fifo_n > 0) {
+		complete_rest(c, fifo_head(c), msg);
+		fifo_pop(c);
+	}
+	map_clear(&c->stmts, false);
+	map_clear(&c->portals, false);
+	c->discard_until_sync = false;
+}
