@@ -11,7 +11,7 @@
 #include "policy/policy.h"
 
 #define SQL_WIDTH 60
-#define OUTCOME_WIDTH 40
+#define OUTCOME_WIDTH 50
 #define TABLE_CHUNK 1000
 
 /* The database path: --database, else [agent] database of the config. */
@@ -57,8 +57,12 @@ static int open_db(const char *path, sqlite3 **db)
 	int r = auditdb_open(path, true, db, &err);
 
 	if (r < 0) {
+		/* auditdb's messages start with the path */
 		char *m = ctl_sanitize(err ? err : strerror(-r), true);
-		ctl_err("cannot open the audit database %s: %s", path, m ? m : "?");
+		if (err)
+			ctl_err("cannot open the audit database: %s", m ? m : "?");
+		else
+			ctl_err("cannot open the audit database %s: %s", path, m ? m : "?");
 		free(m);
 		free(err);
 		return CTL_FAILED;

@@ -104,8 +104,11 @@ int ctl_print_json(json_t *j, FILE *out) WUR;
  * -ENAMETOOLONG. */
 int ctl_psql_command(const char *socket_dir, const char *dbname, char *buf, size_t n) WUR;
 
-/* Aligned "key:   value" lines; the value is sanitised to one line. */
+/* Aligned "key:   value" lines, the value starting at column key_width
+ * (at least one blank after the colon); the value is sanitised to one line.
+ * _raw prints value as it is (only for text built from checked parts). */
 void ctl_print_field(FILE *out, const char *key, const char *value, size_t key_width);
+void ctl_print_field_raw(FILE *out, const char *key, const char *value, size_t key_width);
 
 /* ---- talking to sluiced (ctl/bus.c) ---- */
 struct dbusc;

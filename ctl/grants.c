@@ -9,7 +9,7 @@
 #include "common/dbusc.h"
 #include "common/duration.h"
 
-#define FIELD_WIDTH 12
+#define FIELD_WIDTH 13 /* "connections: " */
 
 static const char *str_or(const struct dbusc_dict *g, const char *key, const char *dflt)
 {
@@ -53,9 +53,10 @@ static void print_psql(const struct dbusc_dict *g, const char *key, size_t width
 
 	if (!dir || !*dir || !db || !*db || (proto && *proto && strcmp(proto, "postgres") != 0))
 		return;
+	/* not sanitised: that would fold blanks inside a quoted path; the
+	 * command refuses control characters itself */
 	if (ctl_psql_command(dir, db, cmd, sizeof(cmd)) == 0)
-		printf("%s:%*s%s\n", key, (int)(width > strlen(key) + 1 ? width - strlen(key) : 1), "",
-		       cmd);
+		ctl_print_field_raw(stdout, key, cmd, width);
 }
 
 static int print_grant_json(const struct dbusc_dict *g)

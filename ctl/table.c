@@ -303,12 +303,17 @@ int table_flush(struct table *t, FILE *out)
 	return 0;
 }
 
+void ctl_print_field_raw(FILE *out, const char *key, const char *value, size_t key_width)
+{
+	size_t used = strlen(key) + 1;
+
+	fprintf(out, "%s:%*s%s\n", key, (int)(key_width > used + 1 ? key_width - used : 1), "", value);
+}
+
 void ctl_print_field(FILE *out, const char *key, const char *value, size_t key_width)
 {
 	char *v = ctl_sanitize(value ? value : "-", true);
-	size_t kw = strlen(key) + 1;
 
-	fprintf(out, "%s:%*s%s\n", key, (int)(key_width > kw ? key_width - kw + 1 : 1), "",
-		v ? v : "?");
+	ctl_print_field_raw(out, key, v ? v : "?", key_width);
 	free(v);
 }
