@@ -180,11 +180,12 @@ def bus(sandbox, installed) -> sf.Bus:
 class AgentFactory:
     """Callable that writes a sluice.conf and starts sluiced; see agent_factory."""
 
-    def __init__(self, request, sandbox: Path, accounts, bus: sf.Bus):
+    def __init__(self, request, sandbox: Path, accounts, bus: sf.Bus, installed: sf.InstallTree):
         self._request = request
         self._sandbox = sandbox
         self._accounts = accounts
         self._bus = bus
+        self._installed = installed
         self.agents: list[Agent] = []
 
     def __call__(self, *, agent: Optional[Mapping[str, Optional[str]]] = None,
@@ -193,8 +194,8 @@ class AgentFactory:
                  sections: Sequence[tuple[str, Mapping[str, Optional[str]]]] = (),
                  raw: str = "", tls: bool = False, start: bool = True,
                  env: Optional[Mapping[str, str]] = None, timeout: float = 20) -> Agent:
-        sluiced = need_build("agent/sluiced")
-        ctl = built("ctl/sluicectl") or (BUILDDIR / "ctl" / "sluicectl")
+        sluiced = self._installed.program("sluiced") or need_build("agent/sluiced")
+        ctl = self._installed.program("sluicectl") or built("ctl/sluicectl") or (BUILDDIR / "ctl" / "sluicectl")
         cluster: sf.PgCluster = self._request.getfixturevalue("pg_tls" if tls else "pg")
         n = len(self.agents) + 1
         test = self._request.node.name.replace("/", "_")[:60]
@@ -235,7 +236,7 @@ class AgentFactory:
 
 
 @pytest.fixture
-def agent_factory(request, sandbox, accounts, bus) -> AgentFactory:
+def agent_factory(request, sandbox, accounts, bus, installed) -> AgentFactory:
     """Start sluiced with a config written for the test:
 
         a = agent_factory()                        # defaults, started
@@ -257,7 +258,8 @@ def agent_factory(request, sandbox, accounts, bus) -> AgentFactory:
       then `sections` ((header, {key: value}) pairs; None values dropped)
       and `raw` text as it is.
     Each call makes a new directory and agent; only one can run at a time
-    (they share the bus name). Skips when agent/sluiced is not built.
+    (they share the bus name). Runs the installed sluiced and sluicectl
+    (`installed`), else the build tree's; skips when sluiced is not built.
 
     The Agent: a.ctl(*args, user=None) runs sluicectl against it,
     a.log() its stderr so far, a.grant_dir(id), a.runtime_dir, a.database,
@@ -267,7 +269,7 @@ def agent_factory(request, sandbox, accounts, bus) -> AgentFactory:
     At teardown every agent still running gets SIGTERM (SIGKILL after 10 s);
     an agent that needed SIGKILL, exited non-zero, or logged a sanitizer
     report makes the test error."""
-    factory = AgentFactory(request, sandbox, accounts, bus)
+    factory = AgentFactory(request, sandbox, accounts, bus, installed)
     yield factory
     problems = factory.stop_all()
     if problems:
@@ -304,13 +306,14 @@ def sluicectl(agent_factory):
     Result (rc, stdout, stderr): $SLUICE_BUILDDIR/ctl/sluicectl as user, with
     SLUICE_CONFIG and DBUS_SYSTEM_BUS_ADDRESS of the agent (default: the
     test's most recently started one). Skips when sluicectl is not built."""
-    ctl = need_build("ctl/sluicectl")
+    need_build("ctl/sluicectl")
 
     def call(*args: str, user: Optional[str] = None, input: Optional[str] = None,
              timeout: float = 30, agent: Optional[Agent] = None) -> Result:
         target = agent or (agent_factory.agents[-1] if agent_factory.agents else None)
         if target is None:
             raise RuntimeError("sluicectl fixture: no agent started in this test")
-        return sf.sluicectl(ctl, *args, user=user, env=target.env(), input=input, timeout=timeout)
+        return sf.sluicectl(target.ctl_binary, *args, user=user, env=target.env(), input=input,
+                            timeout=timeout)
 
     return call

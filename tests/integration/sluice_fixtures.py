@@ -505,6 +505,16 @@ class InstallTree:
         """Installed files called name."""
         return sorted(p for p in self.root.rglob(name))
 
+    def program(self, name: str) -> Optional[Path]:
+        """The installed program name (from a bin/ or sbin/ directory), or None.
+        Tests run these rather than the build tree's copies: a service account
+        can always reach /tmp/sluice-it-*/install, not always the build tree
+        (a clone under /root, say)."""
+        for p in self.find(name):
+            if p.parent.name in ("bin", "sbin") and p.is_file() and os.access(p, os.X_OK):
+                return p
+        return None
+
 
 def install_tree(builddir: Path, srcdir: Path, destdir: Path, timeout: float = 600) -> InstallTree:
     """make install DESTDIR=destdir from builddir (raises CommandFailed when
@@ -796,6 +806,21 @@ class Agent:
 
     def rss_kib(self) -> int:
         return process_rss_kib(self.pid)
+
+    def request_grant(self, user: str, connection: str = CONNECTION_NAME, *, ttl: Optional[str] = None,
+                      schema: Optional[str] = None, reason: Optional[str] = None) -> dict:
+        """`sluicectl --json grant request` as user; the grant (dict with at
+        least id, state, socket_dir, expires_at). CommandFailed when refused."""
+        import json
+        args = ["--json", "grant", "request", connection]
+        for opt, val in (("--ttl", ttl), ("--schema", schema), ("--reason", reason)):
+            if val is not None:
+                args += [opt, val]
+        r = self.ctl(*args, user=user).check(f"sluicectl grant request {connection} as {user}")
+        grant = json.loads(r.stdout)
+        if not isinstance(grant, dict) or "socket_dir" not in grant:
+            raise CommandFailed(f"sluicectl grant request: no socket_dir in {r.stdout!r}")
+        return grant
 
     def write_config(self, text: str) -> None:
         """Replace sluice.conf (then reload() or ctl('reload'))."""

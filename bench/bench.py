@@ -1,0 +1,441 @@
+"""sluice benchmark: pgbench -S against direct PostgreSQL, pgbouncer (session
+mode) and a sluice grant, in one run, on one throwaway cluster.
+
+Run through bench/run (it installs what is missing and builds first); see
+bench/README.md. Everything lives in /tmp/sluice-bench-XXXX and is removed
+at the end (--keep keeps it).
+
+Paths measured (all on this machine, loopback only):
+  direct     pgbench -> TCP 127.0.0.1 -> postgres            (SCRAM, no TLS)
+  pgbouncer  pgbench -> Unix socket -> pgbouncer -> TCP -> postgres
+  sluice     pgbench (as the grant's account) -> grant socket -> sluiced -> TCP -> postgres
+The proxies get their clients over a Unix socket and reach the server the
+same way, so the two proxies are compared like for like.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+SRCDIR = Path(os.environ.get("SLUICE_SRCDIR") or Path(__file__).resolve().parents[1])
+sys.path.insert(0, str(SRCDIR / "tests" / "integration"))
+import sluice_fixtures as sf  # noqa: E402
+
+BENCH_USER = "mcp-bench"          # the service account that holds the grant
+BENCH_CONNECTION = "bench-pg"
+MODES = ("simple", "extended", "prepared")
+TARGETS = ("direct", "pgbouncer", "sluice")
+IDLE_CONNECTIONS = 100
+
+# The targets this benchmark holds sluice to (issue 2, section 8).
+TARGET_VS_PGBOUNCER = 1.0         # sluice tps / pgbouncer tps, every mode
+TARGET_VS_DIRECT_SIMPLE = 0.75    # sluice tps / direct tps, simple protocol
+TARGET_KIB_PER_IDLE = 64          # agent RSS growth per idle connection
+
+
+def say(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+# --- pgbouncer ---------------------------------------------------------------------
+
+class Pgbouncer:
+    """pgbouncer (Debian's) in session mode in directory, run by owner. Clients
+    authenticate with SCRAM against the broker's stored secret (auth_file);
+    pgbouncer reuses the client's SCRAM keys to log in to the server."""
+
+    def __init__(self, directory: Path, owner: sf.Account, pg: sf.PgCluster, pool_size: int):
+        self.dir = sf.make_dir(directory, 0o755, owner)
+        self.owner = owner
+        self.pg = pg
+        self.pool_size = pool_size
+        self.port = 0
+        self.proc: Optional[subprocess.Popen] = None
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.dir
+
+    def start(self) -> "Pgbouncer":
+        self.port = sf.free_port()
+        userlist = self.dir / "userlist.txt"
+        sf.write_file(userlist, f'"{self.pg.broker_user}" "{self.pg.broker_scram_secret()}"\n', 0o600, self.owner)
+        ini = self.dir / "pgbouncer.ini"
+        ini.write_text(f"""[databases]
+{self.pg.dbname} = host={self.pg.host} port={self.pg.port} dbname={self.pg.dbname}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {self.port}
+unix_socket_dir = {self.dir}
+auth_type = scram-sha-256
+auth_file = {userlist}
+pool_mode = session
+max_client_conn = {IDLE_CONNECTIONS + 100}
+default_pool_size = {self.pool_size}
+server_tls_sslmode = disable
+logfile = {self.dir}/pgbouncer.log
+pidfile = {self.dir}/pgbouncer.pid
+log_connections = 0
+log_disconnections = 0
+""")
+        os.chmod(ini, 0o644)
+        self.proc = subprocess.Popen(sf.as_user_cmd(self.owner.name, ["pgbouncer", str(ini)]),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env=sf.clean_env(), cwd=str(self.dir))
+        sock = self.dir / f".s.PGSQL.{self.port}"
+        try:
+            sf.wait_for(lambda: sock.is_socket() or self.proc.poll() is not None, 20, "pgbouncer's socket")
+        except TimeoutError:
+            pass
+        if not sock.is_socket():
+            log = (self.dir / "pgbouncer.log")
+            raise RuntimeError("pgbouncer did not start: " + (log.read_text() if log.exists() else ""))
+        return self
+
+    @property
+    def pid(self) -> int:
+        """pgbouncer's own pid (runuser is its parent)."""
+        return int((self.dir / "pgbouncer.pid").read_text().split()[0])
+
+    def stop(self) -> None:
+        if self.proc:
+            try:
+                os.kill(self.pid, 15)
+            except (OSError, ValueError):
+                pass
+            sf.stop_process(self.proc, 10)
+            self.proc = None
+
+
+# --- running pgbench -------------------------------------------------------------------
+
+@dataclass
+class Run:
+    target: str
+    mode: str
+    clients: int
+    tps: float
+    latency_ms: float
+    failed: int
+
+
+@dataclass
+class Target:
+    """How to point pgbench at one path: as which account, with which
+    libpq environment."""
+    name: str
+    user: Optional[str]
+    env: dict
+
+
+def pgbench(target: Target, mode: str, clients: int, seconds: int, dbname: str) -> Run:
+    threads = min(clients, 2)
+    cmd = [str(sf.PG_BIN / "pgbench"), "-n", "-S", "-M", mode, "-c", str(clients), "-j", str(threads),
+           "-T", str(seconds), dbname]
+    r = sf.run(cmd, user=target.user, env=target.env, timeout=seconds + 120)
+    if r.rc != 0:
+        raise RuntimeError(f"pgbench {target.name} {mode} c={clients} failed ({r.rc}):\n{r.stdout}\n{r.stderr}")
+    tps = re.search(r"^tps = ([0-9.]+)", r.stdout, re.M)
+    lat = re.search(r"^latency average = ([0-9.]+) ms", r.stdout, re.M)
+    failed = re.search(r"^number of failed transactions: (\d+)", r.stdout, re.M)
+    if not tps or not lat:
+        raise RuntimeError(f"cannot read pgbench output:\n{r.stdout}")
+    return Run(target.name, mode, clients, float(tps.group(1)), float(lat.group(1)),
+               int(failed.group(1)) if failed else 0)
+
+
+# --- idle connections and memory ---------------------------------------------------------
+
+HOLD_CONNECTIONS = r"""
+import sys, psycopg2
+conns = [psycopg2.connect(sys.argv[1]) for _ in range(int(sys.argv[2]))]
+for c in conns:
+    cur = c.cursor(); cur.execute("select 1"); cur.fetchall(); c.rollback()
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+
+def rss_with_idle_connections(pid_of, user: Optional[str], conninfo: str, env: dict, n: int) -> tuple[int, int]:
+    """(RSS KiB before, RSS KiB with n idle connections open) of the process
+    pid_of() names; the connections are opened by one psycopg2 process as user."""
+    time.sleep(0.5)
+    before = sf.process_rss_kib(pid_of())
+    p = subprocess.Popen(sf.as_user_cmd(user, ["/usr/bin/python3", "-c", HOLD_CONNECTIONS, conninfo, str(n)]),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=sf.clean_env(env), cwd="/")
+    try:
+        line = p.stdout.readline().strip()
+        if line != "ready":
+            raise RuntimeError(f"could not open {n} connections: {p.stderr.read()}")
+        time.sleep(0.5)
+        after = sf.process_rss_kib(pid_of())
+    finally:
+        if p.poll() is None:
+            p.stdin.write("\n")
+            p.stdin.flush()
+        p.wait(timeout=30)
+    return before, after
+
+
+# --- the run -----------------------------------------------------------------------------
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    sandbox: Path
+    accounts: dict
+    pg: Optional[sf.PgCluster] = None
+    bouncer: Optional[Pgbouncer] = None
+    bus: Optional[sf.Bus] = None
+    agent: Optional[sf.Agent] = None
+    grant: Optional[dict] = None
+    targets: dict = field(default_factory=dict)
+    runs: list = field(default_factory=list)
+    memory: dict = field(default_factory=dict)
+
+    def setup(self) -> None:
+        a = self.args
+        say(f"==> PostgreSQL 15 cluster in {self.sandbox}/pg, pgbench -i -s {a.scale}")
+        self.pg = sf.PgCluster(self.sandbox / "pg", self.accounts[sf.PG_USER], sample_sql=None,
+                               settings={"shared_buffers": "256MB", "max_connections": "300"}).start()
+        broker = self.pg.broker_env()
+        sf.run([sf.PG_BIN / "pgbench", "-i", "-q", "-s", str(a.scale), self.pg.dbname], env=broker,
+               timeout=900).check("pgbench -i")
+        self.targets["direct"] = Target("direct", None, broker)
+
+        if "pgbouncer" in a.targets:
+            say("==> pgbouncer (session mode, SCRAM auth_file)")
+            # Session mode: every client holds a server connection, the idle
+            # ones of the memory measurement included.
+            self.bouncer = Pgbouncer(self.sandbox / "pgbouncer", self.accounts[sf.PG_USER], self.pg,
+                                     pool_size=max(a.clients, IDLE_CONNECTIONS) + 10).start()
+            env = dict(broker, PGHOST=str(self.bouncer.socket_dir), PGPORT=str(self.bouncer.port))
+            env.pop("PGSSLMODE", None)
+            self.targets["pgbouncer"] = Target("pgbouncer", None, env)
+
+        if "sluice" in a.targets:
+            self.setup_sluice()
+
+    def setup_sluice(self) -> None:
+        builddir = Path(os.environ["SLUICE_BUILDDIR"])
+        for p in (builddir / "agent" / "sluiced", builddir / "ctl" / "sluicectl"):
+            if not os.access(p, os.X_OK):
+                raise SystemExit(f"bench: {p} is not built; run without sluice: --targets direct,pgbouncer")
+        say("==> sluice: install tree, private bus, sluiced, a grant for " + BENCH_USER)
+        installed = sf.install_tree(builddir, SRCDIR, self.sandbox / "install")
+        # The installed copies: the bench account may not reach the build tree.
+        sluiced = installed.program("sluiced") or builddir / "agent" / "sluiced"
+        ctl = installed.program("sluicectl") or builddir / "ctl" / "sluicectl"
+        self.bus = sf.Bus(self.sandbox / "bus", installed.dbus_policy).start()
+        agent_acct = self.accounts[sf.AGENT_USER]
+        dirs = sf.AgentDirs(self.sandbox / "agent", agent_acct)
+        pwfile = self.pg.write_password_file(dirs.credentials / BENCH_CONNECTION, agent_acct)
+        sections = sf.default_sections(self.pg, dirs, pwfile, connection_name=BENCH_CONNECTION)
+        sections[0][1]["max_connections_per_grant"] = str(IDLE_CONNECTIONS + 50)
+        sections.append(("access bench", {"connection": BENCH_CONNECTION, "allow": BENCH_USER,
+                                          "max_ttl": "4h"}))
+        sf.write_file(dirs.config, sf.render_config(sections), 0o644)
+        self.agent = sf.Agent(sluiced, ctl, dirs, self.bus).start()
+        self.grant = self.agent.request_grant(BENCH_USER, BENCH_CONNECTION, ttl="4h", reason="benchmark")
+        say(f"    grant {self.grant.get('id')} at {self.grant['socket_dir']}")
+        env = {"PGHOST": self.grant["socket_dir"], "PGPORT": "5432", "PGDATABASE": self.pg.dbname}
+        self.targets["sluice"] = Target("sluice", BENCH_USER, env)
+
+    def measure_throughput(self) -> None:
+        a = self.args
+        plan = [(mode, c) for c in (a.clients, 1) for mode in MODES]
+        total = len(plan) * len(a.targets) * a.rounds
+        say(f"==> pgbench -S: {len(plan)} mode/client sets x {len(a.targets)} targets x {a.rounds} round(s), "
+            f"{a.duration}s each (about {total * (a.duration + 1) // 60 + 1} min)")
+        n = 0
+        for rnd in range(a.rounds):
+            for i, (mode, clients) in enumerate(plan):
+                # Interleave: every target runs each set back to back, starting
+                # with a different one each time, so drift hits all alike.
+                order = list(a.targets)
+                k = (i + rnd) % len(order)
+                for name in order[k:] + order[:k]:
+                    n += 1
+                    run = pgbench(self.targets[name], mode, clients, a.duration, self.pg.dbname)
+                    self.runs.append(run)
+                    say(f"    [{n:2}/{total}] {name:9} {mode:8} c={clients:<2} {run.tps:10.0f} tps "
+                        f"{run.latency_ms:7.3f} ms" + (f"  {run.failed} failed" if run.failed else ""))
+
+    def measure_memory(self) -> None:
+        say(f"==> RSS with {IDLE_CONNECTIONS} idle connections")
+        if self.agent:
+            conninfo = f"host={self.grant['socket_dir']} port=5432 dbname={self.pg.dbname}"
+            before, after = rss_with_idle_connections(lambda: self.agent.pid, BENCH_USER, conninfo, {},
+                                                      IDLE_CONNECTIONS)
+            self.memory["sluice"] = (before, after)
+        if self.bouncer:
+            conninfo = f"host={self.bouncer.socket_dir} port={self.bouncer.port} dbname={self.pg.dbname}"
+            env = {"PGUSER": self.pg.broker_user, "PGPASSWORD": self.pg.broker_password}
+            before, after = rss_with_idle_connections(lambda: self.bouncer.pid, None, conninfo, env,
+                                                      IDLE_CONNECTIONS)
+            self.memory["pgbouncer"] = (before, after)
+
+    def teardown(self) -> None:
+        if self.agent:
+            self.agent.stop()
+        if self.bus:
+            self.bus.stop()
+        if self.bouncer:
+            self.bouncer.stop()
+        if self.pg:
+            self.pg.stop()
+
+
+# --- the report ----------------------------------------------------------------------------
+
+def median(runs: list[Run], target: str, mode: str, clients: int, attr: str) -> Optional[float]:
+    vals = [getattr(r, attr) for r in runs if (r.target, r.mode, r.clients) == (target, mode, clients)]
+    return statistics.median(vals) if vals else None
+
+
+def verdict(value: Optional[float], ok: bool) -> str:
+    return "" if value is None else ("ok" if ok else "MISSED")
+
+
+def report(b: Bench) -> tuple[str, bool]:
+    a = b.args
+    lines = []
+    all_ok = True
+    have = [t for t in TARGETS if t in a.targets]
+    head = "| mode | clients | " + " | ".join(f"{t} tps (ms)" for t in have)
+    if "sluice" in have:
+        head += " | sluice/pgbouncer (target ≥ 1.00) | sluice/direct"
+    ncols = 2 + len(have) + (2 if "sluice" in have else 0)
+    lines += [head + " |", "|" + "---|" * ncols]
+    for clients in (a.clients, 1):
+        for mode in MODES:
+            cells = []
+            tps = {}
+            for t in have:
+                v = median(b.runs, t, mode, clients, "tps")
+                lat = median(b.runs, t, mode, clients, "latency_ms")
+                tps[t] = v
+                cells.append("-" if v is None else f"{v:,.0f} ({lat:.3f})")
+            if "sluice" in have:
+                s, p, d = tps.get("sluice"), tps.get("pgbouncer"), tps.get("direct")
+                rp = s / p if s and p else None
+                rd = s / d if s and d else None
+                ok_p = rp is not None and rp >= TARGET_VS_PGBOUNCER
+                cells.append("-" if rp is None else f"{rp:.2f}× {verdict(rp, ok_p)}")
+                dtxt = "-" if rd is None else f"{rd:.2f}×"
+                if mode == "simple" and rd is not None:
+                    ok_d = rd >= TARGET_VS_DIRECT_SIMPLE
+                    dtxt += f" (target ≥ {TARGET_VS_DIRECT_SIMPLE:.2f}) {verdict(rd, ok_d)}"
+                    all_ok &= ok_d
+                cells.append(dtxt)
+                if rp is not None:
+                    all_ok &= ok_p
+            lines.append(f"| {mode} | {clients} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for name, (before, after) in b.memory.items():
+        per = (after - before) / IDLE_CONNECTIONS
+        line = (f"{name}: RSS {before} KiB idle, {after} KiB with {IDLE_CONNECTIONS} idle connections "
+                f"-> {per:.1f} KiB per connection")
+        if name == "sluice":
+            ok = per <= TARGET_KIB_PER_IDLE
+            all_ok &= ok
+            line += f" (target ≤ {TARGET_KIB_PER_IDLE} KiB) {verdict(per, ok)}"
+        lines.append(line)
+    failed = sum(r.failed for r in b.runs)
+    if failed:
+        lines.append(f"pgbench reported {failed} failed transactions in total")
+        all_ok = False
+    return "\n".join(lines), all_ok
+
+
+def machine_line() -> str:
+    cpu = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    pgv = sf.run([sf.PG_BIN / "postgres", "--version"]).stdout.strip()
+    bv = sf.run(["pgbouncer", "--version"]).stdout.splitlines()
+    return f"{os.cpu_count()} CPUs ({cpu}); {pgv}; {bv[0] if bv else 'pgbouncer ?'}"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench/run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="5 s per run instead of 15 s")
+    p.add_argument("--duration", type=int, help="seconds per pgbench run (default 15, --quick 5)")
+    p.add_argument("--rounds", type=int, default=1, help="repeat every run this often; the table shows medians")
+    p.add_argument("--clients", type=int, default=8, help="clients of the throughput runs (default 8)")
+    p.add_argument("--scale", type=int, default=10, help="pgbench -i scale (default 10)")
+    p.add_argument("--targets", default=",".join(TARGETS),
+                   help="comma-separated subset of direct,pgbouncer,sluice (default all)")
+    p.add_argument("--json", type=Path, help="also write every run's figures to this file")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    a = p.parse_args(argv)
+    a.duration = a.duration or (5 if a.quick else 15)
+    a.targets = [t for t in a.targets.split(",") if t]
+    bad = [t for t in a.targets if t not in TARGETS]
+    if bad or "direct" not in a.targets:
+        p.error("--targets: a subset of direct,pgbouncer,sluice that includes direct")
+    a.targets = [t for t in TARGETS if t in a.targets]
+    if a.duration < 1 or a.rounds < 1 or a.clients < 1 or a.scale < 1:
+        p.error("--duration, --rounds, --clients and --scale must be positive")
+    return a
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    sf.require_root()
+    if "sluice" in args.targets:
+        builddir = Path(os.environ.get("SLUICE_BUILDDIR", SRCDIR / "_build" / "default"))
+        os.environ["SLUICE_BUILDDIR"] = str(builddir)
+        if not os.access(builddir / "agent" / "sluiced", os.X_OK):
+            raise SystemExit(f"bench: {builddir}/agent/sluiced is not built; "
+                             "to measure without sluice: --targets direct,pgbouncer")
+    accounts = sf.ensure_accounts((sf.AGENT_USER, sf.PG_USER, BENCH_USER))
+    sandbox = sf.new_sandbox("sluice-bench-")
+    b = Bench(args, sandbox, accounts)
+    started = time.time()
+    try:
+        b.setup()
+        b.measure_throughput()
+        b.measure_memory()
+    finally:
+        b.teardown()
+        if args.keep:
+            say(f"kept {sandbox}")
+        else:
+            shutil.rmtree(sandbox, ignore_errors=True)
+    table, ok = report(b)
+    say("")
+    say(f"## sluice benchmark, {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}")
+    say(f"{machine_line()}; pgbench -S, scale {args.scale}, {args.duration} s per run, "
+        f"{args.rounds} round(s), -j 2 for {args.clients} clients")
+    say("")
+    say(table)
+    if "sluice" not in args.targets:
+        say("\nsluice not measured (--targets); targets not judged.")
+    else:
+        say("\nall targets met" if ok else "\nsome targets MISSED: profile and say where the time goes (bench/README.md)")
+    if args.json:
+        args.json.write_text(json.dumps({"started": started, "args": {k: (str(v) if isinstance(v, Path) else v)
+                                                                    for k, v in vars(args).items()},
+                                         "runs": [vars(r) for r in b.runs], "memory_kib": b.memory}, indent=2))
+        say(f"figures written to {args.json}")
+    return 0 if ok or "sluice" not in args.targets else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
