@@ -18,6 +18,19 @@ static const char *str_or(const struct dbusc_dict *d, const char *key, const cha
 	return s && *s ? s : dflt;
 }
 
+/* The agent says "ok", or why the audit fails (possibly already starting
+ * with "failing: "): the reason alone, for our own wording. */
+static const char *audit_problem(const char *audit)
+{
+	if (!audit)
+		return "not reported";
+	if (strcmp(audit, "ok") == 0)
+		return NULL;
+	if (strncmp(audit, "failing: ", 9) == 0 && audit[9])
+		return audit + 9;
+	return *audit ? audit : "not reported";
+}
+
 static void print_status(const struct dbusc_dict *s, int64_t now)
 {
 	uint64_t pid, grants, conns, queued;
@@ -45,14 +58,15 @@ static void print_status(const struct dbusc_dict *s, int64_t now)
 		ctl_print_field(stdout, "grants", buf, FIELD_WIDTH);
 	}
 	{
-		const char *audit = str_or(s, "audit", "unknown");
-		bool ok = strcmp(audit, "ok") == 0;
+		const char *problem = audit_problem(dbusc_dict_str(s, "audit"));
 
 		if (dbusc_dict_uint(s, "audit_queued", &queued) == 0)
-			snprintf(buf, sizeof(buf), "%s%s, %" PRIu64 " record%s queued", ok ? "" : "FAILING: ",
-				 audit, queued, queued == 1 ? "" : "s");
+			snprintf(buf, sizeof(buf), "%s%s, %" PRIu64 " record%s queued",
+				 problem ? "FAILING: " : "", problem ? problem : "ok", queued,
+				 queued == 1 ? "" : "s");
 		else
-			snprintf(buf, sizeof(buf), "%s%s", ok ? "" : "FAILING: ", audit);
+			snprintf(buf, sizeof(buf), "%s%s", problem ? "FAILING: " : "",
+				 problem ? problem : "ok");
 		ctl_print_field(stdout, "audit", buf, FIELD_WIDTH);
 	}
 }
@@ -66,7 +80,7 @@ int cmd_status(struct ctl *ctl, int argc, char **argv)
 	struct dbusc_error err = { 0 };
 	struct dbusc_dict s = { 0 };
 	DBusMessage *reply = NULL;
-	const char *audit;
+	const char *problem;
 	int64_t now;
 	int r;
 
@@ -100,10 +114,10 @@ int cmd_status(struct ctl *ctl, int argc, char **argv)
 		print_status(&s, now);
 	}
 	/* A failing audit means sluiced refuses every statement: not healthy. */
-	audit = dbusc_dict_str(&s, "audit");
+	problem = audit_problem(dbusc_dict_str(&s, "audit"));
 	r = CTL_OK;
-	if (!audit || strcmp(audit, "ok") != 0) {
-		char *why = ctl_sanitize(audit ? audit : "not reported", true);
+	if (problem) {
+		char *why = ctl_sanitize(problem, true);
 		ctl_err("the audit database is failing: %s; sluiced refuses new statements",
 			why ? why : "?");
 		free(why);

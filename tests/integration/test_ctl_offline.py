@@ -604,7 +604,7 @@ class Agent(dbus.service.Object):
             "version": "0.1.0", "pid": dbus.UInt32(4242), "started_at": dbus.Int64(T0),
             "config": "/etc/sluice/sluice.conf", "grants": dbus.UInt32(2),
             "connections": dbus.UInt32(1),
-            "audit": "disk full" if flag("audit-failing") else "ok",
+            "audit": "failing: disk full" if flag("audit-failing") else "ok",
             "audit_queued": dbus.UInt32(7), "database": "/var/lib/sluice/sluice.db",
             "runtime_dir": "/run/sluice",
         }, signature="sv")
@@ -737,7 +737,7 @@ def test_status_fails_while_the_audit_fails(ctl, fake):
         assert re.search(r"^audit: +FAILING: disk full, 7 records queued$", r.out, re.M), r
         assert r.err == "sluicectl: the audit database is failing: disk full; sluiced refuses new statements\n"
         r = run(ctl, "--json", "status", env=fake.env())
-        assert r.rc == 1 and json.loads(r.out)["audit"] == "disk full", r
+        assert r.rc == 1 and json.loads(r.out)["audit"] == "failing: disk full", r
     finally:
         fake.set("audit-failing", False)
 
