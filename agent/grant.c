@@ -159,8 +159,8 @@ static void resume_accept(struct loop_timer *t, void *ud)
 	struct grant *g = ud;
 
 	g->pause_timer = loop_timer_del(g->pause_timer);
-	if (g->state == GRANT_ACTIVE)
-		(void)loop_watch_set(g->listen_watch, EPOLLIN);
+	if (g->state == GRANT_ACTIVE && loop_watch_set(g->listen_watch, EPOLLIN) < 0)
+		grant_end(g, "agent-error");
 }
 
 static void on_expire(struct loop_timer *t, void *ud)
@@ -194,10 +194,10 @@ static void on_accept(struct loop_watch *w, uint32_t events, void *ud)
 				/* Out of descriptors: stop accepting for a moment
 				 * rather than spin on a listener we cannot serve. */
 				log_warn("grant %s: cannot accept: %s; pausing 100ms", g->id, strerror(errno));
-				(void)loop_watch_set(g->listen_watch, 0);
-				if (!g->pause_timer &&
+				if (loop_watch_set(g->listen_watch, 0) < 0 ||
+				    (!g->pause_timer &&
 				    loop_timer_add(g->agent->loop, mono_us() + 100000, resume_accept, g,
-						   &g->pause_timer) < 0)
+						   &g->pause_timer) < 0))
 					grant_end(g, "agent-error");
 			}
 			return;

@@ -149,7 +149,7 @@ struct pgconn {
 
 /* pgproxy.c */
 void pg_close(struct pgconn *c, const char *why);
-void pg_pump(struct pgconn *c);
+void pg_pump(struct pgconn *c, uint32_t cev, uint32_t uev);
 void pg_on_upstream(struct loop_watch *w, uint32_t events, void *ud);
 void pg_protocol_violation(struct pgconn *c, const char *from, const char *what);
 void pg_update_events(struct pgconn *c);

@@ -604,81 +604,85 @@ void pg_update_events(struct pgconn *c)
 	}
 }
 
-/* Move bytes as far as they go; called after any event. Closes the
- * connection (and returns) when it is finished. */
-void pg_pump(struct pgconn *c)
+/* Read what the upstream has and examine it. TLS may hold decrypted bytes
+ * the socket no longer shows: keep going while it has some. */
+static int read_upstream(struct pgconn *c)
 {
+	while (upstream_readable_state(c) && !c->s2c.eof) {
+		ssize_t n = pipe_fill(c, &c->s2c, true);
+		int r;
+
+		if (n > 0) {
+			if ((r = scan_server(c)) < 0)
+				return r;
+			if (c->tls && tls_pending(c->tls))
+				continue;
+		} else if (n == 0 || (n != -EAGAIN && n != -EINTR)) {
+			if (c->state == PGS_UPSTREAM) {
+				pg_fatal_client(c, "08006", "sluice: the upstream server closed the connection during start-up");
+			} else if (c->state == PGS_READY) {
+				/* The server went away (it usually said why, relayed
+				 * already): deliver what we have, then close. */
+				c->end_reason = "server closed the connection";
+				c->state = PGS_CLOSING;
+				pg_upstream_close(c);
+			}
+		}
+		break;
+	}
+	return 0;
+}
+
+/* Move bytes after an event: cev/uev are what epoll reported for the
+ * client and the upstream socket (0: none, e.g. a state change). Sources
+ * are read only when epoll says so — it is level-triggered and says again —
+ * so an idle side costs no system call. Closes the connection (and
+ * returns) when it is finished. */
+void pg_pump(struct pgconn *c, uint32_t cev, uint32_t uev)
+{
+	const uint32_t in = EPOLLIN | EPOLLHUP | EPOLLERR;
 	int r = 0;
 	ssize_t n;
 
-	for (int round = 0; round < 4; round++) {
-		bool progress = false;
-
-		/* Client -> proxy. */
-		if (c->cfd >= 0 && client_readable_state(c) && !c->c2s.eof) {
-			n = pipe_fill(c, &c->c2s, false);
-			if (n > 0) {
-				progress = true;
-				r = c->state == PGS_STARTUP ? scan_startup(c) : scan_client(c);
-				if (r < 0)
-					goto fail;
-			} else if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR)) {
-				c->end_reason = n == 0 ? "client disconnected" : "client connection error";
-				goto close;
-			}
-		}
-		/* Server -> proxy. TLS may hold decrypted bytes the socket no
-		 * longer shows: keep reading while it has some. */
-		while (upstream_readable_state(c) && !c->s2c.eof) {
-			n = pipe_fill(c, &c->s2c, true);
-			if (n > 0) {
-				progress = true;
-				if ((r = scan_server(c)) < 0)
-					goto fail;
-				if (c->tls && tls_pending(c->tls))
-					continue;
-			} else if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR)) {
-				if (c->state == PGS_UPSTREAM) {
-					pg_fatal_client(c, "08006", "sluice: the upstream server closed the connection during start-up");
-				} else if (c->state == PGS_READY) {
-					/* The server went away (it usually said why, relayed
-					 * already): deliver what we have, then close. */
-					c->end_reason = "server closed the connection";
-					c->state = PGS_CLOSING;
-					pg_upstream_close(c);
-				}
-			}
-			break;
-		}
-		/* Proxy -> server, proxy -> client. */
-		if (c->ufd >= 0 && pipe_unsent(&c->c2s) > 0 &&
-		    (c->state == PGS_READY || (c->state == PGS_UPSTREAM && c->up >= UP_AUTH))) {
-			size_t before = c->c2s.off;
-			if ((r = pipe_flush(c, &c->c2s, true)) < 0) {
-				if (c->state == PGS_UPSTREAM) {
-					pg_fatal_client(c, "08006", "sluice: cannot write to the upstream server: %s",
-							strerror(-r));
-				} else {
-					c->end_reason = "upstream write failed";
-					pg_fatal_client(c, "08006", "sluice: lost the upstream connection: %s",
-							strerror(-r));
-				}
-			}
-			progress |= c->c2s.off != before;
-		}
-		if (c->cfd >= 0 && pipe_unsent(&c->s2c) > 0) {
-			size_t before = c->s2c.off;
-			if ((r = pipe_flush(c, &c->s2c, false)) < 0) {
-				c->end_reason = "client connection error";
-				goto close;
-			}
-			progress |= c->s2c.off != before;
-		}
-		if (c->state == PGS_CLOSING && pipe_unsent(&c->s2c) == 0)
+	if ((cev & in) && c->cfd >= 0 && client_readable_state(c) && !c->c2s.eof) {
+		n = pipe_fill(c, &c->c2s, false);
+		if (n > 0) {
+			r = c->state == PGS_STARTUP ? scan_startup(c) : scan_client(c);
+			if (r < 0)
+				goto fail;
+		} else if (n == 0 || (n != -EAGAIN && n != -EINTR)) {
+			c->end_reason = n == 0 ? "client disconnected" : "client connection error";
 			goto close;
-		if (!progress)
-			break;
+		}
 	}
+	if (c->ufd >= 0 && (c->tls ? uev != 0 : (uev & in) != 0) && (r = read_upstream(c)) < 0)
+		goto fail;
+	/* Client bytes that arrived while upstream was being set up. */
+	if (c->state == PGS_READY && c->c2s.scan < c->c2s.b.len && (r = scan_client(c)) < 0)
+		goto fail;
+	if (c->ufd >= 0 && pipe_unsent(&c->c2s) > 0 && (!c->c2s.blocked || uev) &&
+	    (c->state == PGS_READY || (c->state == PGS_UPSTREAM && c->up >= UP_AUTH))) {
+		if ((r = pipe_flush(c, &c->c2s, true)) < 0) {
+			c->end_reason = "upstream write failed";
+			pg_fatal_client(c, "08006", "sluice: lost the upstream connection: %s", strerror(-r));
+		}
+	}
+	if (c->cfd >= 0 && pipe_unsent(&c->s2c) > 0 && (!c->s2c.blocked || cev)) {
+		if ((r = pipe_flush(c, &c->s2c, false)) < 0) {
+			c->end_reason = "client connection error";
+			goto close;
+		}
+		/* Room again: TLS may hold bytes epoll will not report. */
+		if (c->tls && tls_pending(c->tls) && (r = read_upstream(c)) < 0)
+			goto fail;
+		if (pipe_unsent(&c->s2c) > 0 && !c->s2c.blocked &&
+		    (r = pipe_flush(c, &c->s2c, false)) < 0) {
+			c->end_reason = "client connection error";
+			goto close;
+		}
+	}
+	if (c->state == PGS_CLOSING && pipe_unsent(&c->s2c) == 0)
+		goto close;
 	pg_update_events(c);
 	return;
 fail:
@@ -699,7 +703,7 @@ static void on_client(struct loop_watch *w, uint32_t events, void *ud)
 		pg_close(c, c->end_reason);
 		return;
 	}
-	pg_pump(c);
+	pg_pump(c, events, 0);
 }
 
 void pg_on_upstream(struct loop_watch *w, uint32_t events, void *ud)
@@ -708,11 +712,10 @@ void pg_on_upstream(struct loop_watch *w, uint32_t events, void *ud)
 
 	if (c->state == PGS_UPSTREAM && c->up < UP_AUTH) {
 		pg_upstream_event(c, events);
-		if (c->state == PGS_CLOSING || c->state == PGS_UPSTREAM)
-			pg_pump(c);
+		pg_pump(c, 0, 0);
 		return;
 	}
-	pg_pump(c);
+	pg_pump(c, 0, events);
 }
 
 /* Upstream is ready: the client gets the hello (AuthenticationOk,
@@ -751,7 +754,7 @@ static void on_timeout(struct loop_timer *t, void *ud)
 		log_warn("grant %s: upstream %s did not answer within connect_timeout",
 			 c->gc.grant->id, c->gc.grant->conn->name);
 		pg_fatal_client(c, "08001", "sluice: the upstream server did not answer in time");
-		pg_pump(c);
+		pg_pump(c, 0, 0);
 		return;
 	default:
 		pg_close(c, c->state == PGS_LINGER ? "grant ended" : "timeout");
@@ -807,7 +810,7 @@ static void conn_end(struct grant_conn *gc, const char *reason)
 	}
 	/* The grant iterates with a safe iterator and holds a reference, so
 	 * this connection may close itself right here. */
-	pg_pump(c);
+	pg_pump(c, 0, 0);
 }
 
 static void pg_accept(struct grant *g, int fd, const struct ucred *peer, bool allowed,

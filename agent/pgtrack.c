@@ -649,7 +649,9 @@ static enum pg_action complete_with_tag(struct pgconn *c, struct pend *e, const 
 	int64_t rows = pgw_tag_rows(tag, taglen);
 	char t[64];
 
-	snprintf(t, sizeof(t), "%.*s", (int)MIN(taglen, sizeof(t) - 1), tag);
+	taglen = MIN(taglen, sizeof(t) - 1);
+	memcpy(t, tag, taglen);
+	t[taglen] = '\0';
 	complete_current(c, e, &(struct outcome){ .decision = AUDIT_ALLOWED, .tag = t,
 		.rows = rows >= 0 ? rows : e->rows, .executed = true });
 	if (e->kind == PEND_EXECUTE)

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -86,7 +87,8 @@ void pg_upstream_close(struct pgconn *c)
 	if (c->ufd >= 0 && c->state != PGS_UPSTREAM && c->c2s.stream_left == 0 &&
 	    c->c2s.off == c->c2s.scan) {
 		static const uint8_t terminate[5] = { 'X', 0, 0, 0, 4 };
-		(void)pg_up_write(c, terminate, sizeof(terminate));
+		if (pg_up_write(c, terminate, sizeof(terminate)) < 0)
+			log_debug("grant %s: no Terminate sent upstream", c->gc.grant->id);
 	}
 	close_socket(c);
 	/* Whatever was still queued for upstream goes nowhere now; auth
@@ -209,7 +211,7 @@ static void on_resolved(int err, struct addrinfo *res, void *ud)
 		c->ai = c->ai_next = res;
 		try_next_address(c, -EHOSTUNREACH);
 	}
-	pg_pump(c);
+	pg_pump(c, 0, 0);
 }
 
 static int connect_upstream(struct pgconn *c)
@@ -456,7 +458,8 @@ int pg_upstream_message(struct pgconn *c, char type, const uint8_t *body, size_t
 			retry_with_tls(c);
 			return 0;
 		}
-		(void)pgw_parse_error(body, n, &f);
+		if (pgw_parse_error(body, n, &f) < 0)
+			f = (struct pg_error_fields){ 0 };
 		upstream_fail(c, f.sqlstate ? f.sqlstate : "08006", "the server says: %s",
 			      f.message ? f.message : "(no message)");
 		return 0;

@@ -123,7 +123,7 @@ static int put_field(struct buf *b, char code, const char *value)
 int pgw_error(struct buf *b, char type, const char *severity, const char *sqlstate,
 	      const char *message, const char *detail, const char *hint)
 {
-	size_t lo;
+	size_t lo = 0;
 	int r;
 
 	if ((r = msg_begin(b, type, &lo)) < 0 ||
@@ -141,7 +141,7 @@ int pgw_error(struct buf *b, char type, const char *severity, const char *sqlsta
 
 int pgw_ready(struct buf *b, char txn_status)
 {
-	size_t lo;
+	size_t lo = 0;
 	int r;
 
 	if ((r = msg_begin(b, 'Z', &lo)) < 0 || (r = buf_put_u8(b, (uint8_t)txn_status)) < 0)
@@ -152,7 +152,7 @@ int pgw_ready(struct buf *b, char txn_status)
 
 int pgw_auth_ok(struct buf *b)
 {
-	size_t lo;
+	size_t lo = 0;
 	int r;
 
 	if ((r = msg_begin(b, 'R', &lo)) < 0 || (r = buf_put_u32(b, 0)) < 0)
@@ -163,7 +163,7 @@ int pgw_auth_ok(struct buf *b)
 
 int pgw_parameter_status(struct buf *b, const char *name, const char *value)
 {
-	size_t lo;
+	size_t lo = 0;
 	int r;
 
 	if ((r = msg_begin(b, 'S', &lo)) < 0 || (r = buf_put_cstr(b, name)) < 0 ||
@@ -175,7 +175,7 @@ int pgw_parameter_status(struct buf *b, const char *name, const char *value)
 
 int pgw_backend_key(struct buf *b, uint32_t pid, uint32_t key)
 {
-	size_t lo;
+	size_t lo = 0;
 	int r;
 
 	if ((r = msg_begin(b, 'K', &lo)) < 0 || (r = buf_put_u32(b, pid)) < 0 ||
@@ -187,7 +187,7 @@ int pgw_backend_key(struct buf *b, uint32_t pid, uint32_t key)
 
 int pgw_negotiate_version(struct buf *b, uint32_t newest_minor, const char *const *unknown, size_t n)
 {
-	size_t lo;
+	size_t lo = 0;
 	int r;
 
 	if ((r = msg_begin(b, 'v', &lo)) < 0 || (r = buf_put_u32(b, (3u << 16) | newest_minor)) < 0 ||
