@@ -77,7 +77,10 @@ void conf_agent(struct loader *L, const struct ini_section *s, struct pol_agent 
 			(void)ld_path(L, e, &a->database);
 			break;
 		case A_USER:
-			(void)ld_unix_name(L, e, &a->user);
+			if (strcmp(e->value, "root") == 0)
+				ld_invalid(L, e, "an unprivileged account (sluiced does not run as root)");
+			else
+				(void)ld_unix_name(L, e, &a->user);
 			break;
 		case A_ADMINS:
 			(void)ld_principals(L, e, true, &a->admins);

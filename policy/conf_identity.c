@@ -154,6 +154,9 @@ void conf_identity(struct loader *L, const struct ini_section *s, struct pol_ide
 	if (!val_unix_name(s->name))
 		ld_err(L, s->line, "invalid account name in %s; expected [identity ACCOUNT] with a local "
 		       "account name ([A-Za-z_][A-Za-z0-9_.-]*, at most 32 bytes)", L->label);
+	else if (strcmp(s->name, "root") == 0)
+		/* A token must never be worth a root session (admin of every grant). */
+		ld_err(L, s->line, "%s binds a token to root; expected a service account", L->label);
 	ld_default(L, &id->name, s->name);
 	for (size_t i = 0; i < s->n; i++) {
 		const struct ini_entry *e = &s->v[i];

@@ -12,26 +12,33 @@
 
 int conf_read_file(const char *path, size_t max, char **text, size_t *len)
 {
-	_cleanup_close_ int fd = -1;
 	struct stat st;
 	char *buf = NULL;
 	size_t have = 0;
-	int r;
+	int fd, r;
 
 	/* O_NONBLOCK: a FIFO named like a config must not hang the agent. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-	if ((uint64_t)st.st_size > max)
-		return -EFBIG;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		goto fail;
+	}
+	if ((uint64_t)st.st_size > max) {
+		r = -EFBIG;
+		goto fail;
+	}
 	/* Read up to max + 1 whatever st_size said: the file may be growing. */
 	buf = malloc(max + 2);
-	if (!buf)
-		return -ENOMEM;
+	if (!buf) {
+		r = -ENOMEM;
+		goto fail;
+	}
 	for (;;) {
 		ssize_t n = read(fd, buf + have, max + 1 - have);
 		if (n < 0) {
@@ -48,12 +55,14 @@ int conf_read_file(const char *path, size_t max, char **text, size_t *len)
 			goto fail;
 		}
 	}
+	close(fd);
 	buf[have] = '\0';
 	*text = buf;
 	*len = have;
 	return 0;
 fail:
 	free(buf);
+	close(fd);
 	return r;
 }
 

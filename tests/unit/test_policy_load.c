@@ -435,6 +435,12 @@ static void confd_includes(void **state)
 	assert_true(has_error(&e, "60-dir.conf: cannot read: Is a directory"));
 	pol_errors_clear(&e);
 	rmdir(tmp_path("conf.d/60-dir.conf"));
+	/* Nor is a FIFO, and reading one must not hang. */
+	assert_int_equal(mkfifo(tmp_path("conf.d/70-fifo.conf"), 0644), 0);
+	assert_int_equal(policy_load(main_path, &p, &e), -EINVAL);
+	assert_true(has_error(&e, "70-fifo.conf: cannot read: not a regular file; expected a configuration file"));
+	pol_errors_clear(&e);
+	remove(tmp_path("conf.d/70-fifo.conf"));
 
 	/* A missing conf.d is fine; a conf.d that is a file is not. */
 	assert_int_equal(nftw(tmp_path("conf.d"), rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
