@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/auditdb.h"
 #include "policy/policy.h"
@@ -54,7 +55,15 @@ static int database_path(const struct ctl *ctl, const char *opt, char **out)
 static int open_db(const char *path, sqlite3 **db)
 {
 	char *err = NULL;
-	int r = auditdb_open(path, true, db, &err);
+	int r;
+
+	/* SQLite says only "unable to open database file"; say why when we can. */
+	if (access(path, R_OK) < 0 && errno == EACCES) {
+		ctl_err("cannot read the audit database %s: permission denied (it is readable by "
+			"root and the agent's account)", path);
+		return CTL_FAILED;
+	}
+	r = auditdb_open(path, true, db, &err);
 
 	if (r < 0) {
 		/* auditdb's messages start with the path */

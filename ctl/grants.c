@@ -127,6 +127,7 @@ static int grant_request(struct ctl *ctl, int argc, char **argv)
 	char *pos[1];
 	size_t n_pos;
 	uint64_t ttl = 0;
+	dbus_uint64_t ttl64;
 	struct dbusc *bus = NULL;
 	struct dbusc_error err = { 0 };
 	struct dbusc_dict g = { 0 };
@@ -149,17 +150,15 @@ static int grant_request(struct ctl *ctl, int argc, char **argv)
 	if (strlen(reason) > 1024)
 		return ctl_usage_error("--reason is longer than 1024 bytes");
 
+	ttl64 = ttl;
 	r = ctl_bus_open(&bus);
 	if (r != 0)
 		return r;
-	{
-		dbus_uint64_t ttl64 = ttl;
-		if (dbusc_call(bus, "RequestGrant", &reply, &err, DBUS_TYPE_STRING, &conn,
-			       DBUS_TYPE_UINT64, &ttl64, DBUS_TYPE_STRING, &schema, DBUS_TYPE_STRING,
-			       &reason, DBUS_TYPE_INVALID) < 0) {
-			bus = dbusc_close(bus);
-			return ctl_bus_failed(&err);
-		}
+	if (dbusc_call(bus, "RequestGrant", &reply, &err, DBUS_TYPE_STRING, &conn, DBUS_TYPE_UINT64,
+		       &ttl64, DBUS_TYPE_STRING, &schema, DBUS_TYPE_STRING, &reason,
+		       DBUS_TYPE_INVALID) < 0) {
+		bus = dbusc_close(bus);
+		return ctl_bus_failed(&err);
 	}
 	bus = dbusc_close(bus);
 	r = dbusc_reply_dict(reply, &g);
@@ -171,15 +170,13 @@ static int grant_request(struct ctl *ctl, int argc, char **argv)
 		r = print_grant_json(&g);
 	} else {
 		char exp[128];
+		char *id = ctl_sanitize(str_or(&g, "id", "?"), true);
+		char *state = ctl_sanitize(str_or(&g, "state", "?"), true);
 
 		format_expiry(&g, now_us(), true, exp, sizeof(exp));
-		{
-			char *id = ctl_sanitize(str_or(&g, "id", "?"), true);
-			char *state = ctl_sanitize(str_or(&g, "state", "?"), true);
-			printf("grant %s %s until %s\n", id ? id : "?", state ? state : "?", exp);
-			free(id);
-			free(state);
-		}
+		printf("grant %s %s until %s\n", id ? id : "?", state ? state : "?", exp);
+		free(id);
+		free(state);
 		ctl_print_field(stdout, "socket", str_or(&g, "socket", "-"), 9);
 		print_psql(&g, "connect", 9);
 		r = CTL_OK;

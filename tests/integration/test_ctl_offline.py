@@ -22,7 +22,7 @@ import signal
 import sqlite3
 import struct
 import subprocess
-import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -512,6 +512,29 @@ def test_audit_opens_the_database_read_only(ctl, auditdb):
     r = run(ctl, "audit", "verify", "--database", str(auditdb))
     assert r.rc == 0, r
     assert auditdb.read_bytes() == before
+
+
+def test_audit_without_permission_says_so(ctl, auditdb):
+    runuser = shutil.which("runuser", path="/usr/sbin:/sbin:/usr/bin:/bin")
+    if os.geteuid() != 0 or not runuser:
+        pytest.skip("needs root and runuser to run sluicectl as nobody")
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
+    if subprocess.run([runuser, "-u", "nobody", "--", "test", "-x", str(ctl)], env=env).returncode:
+        pytest.skip(f"nobody cannot run {ctl}")
+    top = Path(tempfile.mkdtemp(prefix="sluice-ctl-"))
+    try:
+        os.chmod(top, 0o755)
+        private = top / "private"
+        private.mkdir(mode=0o700)
+        shutil.copy(auditdb, private / "sluice.db")
+        r = Run(subprocess.run([runuser, "-u", "nobody", "--", str(ctl), "audit", "--database",
+                                str(private / "sluice.db")],
+                               env=env, capture_output=True, text=True, timeout=30))
+        assert r.rc == 1, r
+        assert r.err == (f"sluicectl: cannot read the audit database {private / 'sluice.db'}: "
+                         "permission denied (it is readable by root and the agent's account)\n"), r
+    finally:
+        shutil.rmtree(top)
 
 
 # --- against a stand-in agent on a private bus -------------------------------------------
