@@ -42,6 +42,8 @@ struct dbusc_error {
 	int errnum;    /* the negative errno the call returned */
 };
 
+/* Pass err zero-initialised ({ 0 }) or cleared; a failing call fills it,
+ * the caller clears it. */
 /* Free name and message and reset to DBUSC_ERR_NONE; accepts NULL. */
 void dbusc_error_clear(struct dbusc_error *e);
 /* The short suffix of an org.sluice.Agent1.Error.* name ("Denied"), or NULL. */
