@@ -188,9 +188,7 @@ static void schemas(struct loader *L, const struct ini_entry *e, struct pol_acce
 	}
 out:
 	str_list_release(&out);
-	for (size_t i = 0; i < n; i++)
-		free(items[i]);
-	free(items);
+	list_free(items, n);
 }
 
 void conf_access(struct loader *L, const struct ini_section *s, struct pol_access *a)

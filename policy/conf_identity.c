@@ -55,9 +55,7 @@ static void algorithms(struct loader *L, const struct ini_entry *e, struct str_l
 		}
 	}
 	if (!ok) {
-		for (size_t i = 0; i < n; i++)
-			free(items[i]);
-		free(items);
+		list_free(items, n);
 		return;
 	}
 	str_list_release(dst);

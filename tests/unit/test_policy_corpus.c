@@ -168,13 +168,58 @@ static void good_configs(void **state)
 	assert_int_equal(failed, 0);
 }
 
-/* The example an admin starts from must load, and the agent must accept it. */
+/* The example an admin starts from is installed as the configuration when
+ * there is none: it must load, and the agent must accept it. Its commented
+ * examples ("#key = value", "#[section]") must be valid too once the "#"
+ * is removed, as the file tells the admin to do. */
 static void shipped_example(void **state)
 {
-	size_t failed = 0;
+	struct pol_errors errs = { 0 };
+	struct policy *p = NULL;
+	size_t failed = 0, n = 0, uncommented = 0;
+	char *text = NULL, *out, *o;
+	FILE *f;
 
 	check_good(DATA_DIR "/sluice.conf", &failed);
 	assert_int_equal(failed, 0);
+
+	f = fopen(DATA_DIR "/sluice.conf", "re");
+	assert_non_null(f);
+	assert_true(getdelim(&text, &n, '\0', f) > 0);
+	fclose(f);
+	out = o = calloc(1, strlen(text) + 1);
+	assert_non_null(out);
+	for (char *line = text; *line;) {
+		size_t len = strcspn(line, "\n");
+		bool example = line[0] == '#' && len > 1 && line[1] != ' ' && line[1] != '#' &&
+			       (line[1] == '[' || memchr(line, '=', len));
+		if (example) {
+			line++, len--;
+			uncommented++;
+		}
+		memcpy(o, line, len);
+		o += len;
+		*o++ = '\n';
+		line += len + (line[len] == '\n');
+	}
+	assert_true(uncommented > 30);
+	if (policy_load_string("sluice.conf (uncommented)", out, &p, &errs) != 0) {
+		for (size_t i = 0; i < errs.n; i++)
+			print_error("%s\n", errs.v[i]);
+		fail();
+	}
+	/* Everything in it is in use. */
+	assert_int_equal(p->n_oidc, 1);
+	assert_int_equal(p->n_identities, 1);
+	assert_int_equal(p->n_connections, 1);
+	assert_int_equal(p->n_access, 1);
+	assert_int_equal(p->n_guardrails, 1);
+	assert_int_equal(p->n_masks, 1);
+	assert_true(p->has_nss);
+	policy_free(p);
+	pol_errors_clear(&errs);
+	free(out);
+	free(text);
 }
 
 /* The DESIGN.md example parses, and this version refuses exactly the
