@@ -12,7 +12,16 @@
  * Timestamps are microseconds since the epoch (UTC). Each table is its own
  * chain: hash = SHA-256(prev_hash || canonical encoding of the row's
  * columns), prev_hash of the first row is 32 zero bytes. The schema version
- * is PRAGMA user_version; migrations run in order in one transaction. */
+ * is PRAGMA user_version; migrations run in order in one transaction.
+ *
+ * The canonical encoding (for anyone checking a chain elsewhere):
+ *   "sluice-audit-v1\0" || table name || "\0", then every column in the
+ *   order listed above, id first, prev_hash and hash excluded, each as one
+ *   type byte (SQLite's storage class: 1 INTEGER, 2 FLOAT, 3 TEXT, 4 BLOB,
+ *   5 NULL) followed by nothing for NULL, 8 big-endian bytes for INTEGER
+ *   (FLOAT: its IEEE-754 bits), or an 8-byte big-endian length and the
+ *   bytes for TEXT/BLOB. Ids run 1, 2, 3, ... without gaps. Unknown values
+ *   (rows, duration_us, an event's uid) are stored as NULL. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
