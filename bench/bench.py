@@ -167,10 +167,14 @@ sys.stdin.readline()
 """
 
 
-def rss_with_idle_connections(pid_of, user: Optional[str], conninfo: str, env: dict, n: int) -> tuple[int, int]:
+def rss_with_idle_connections(pid_of, user: Optional[str], conninfo: str, env: dict, n: int,
+                              pg: sf.PgCluster) -> tuple[int, int]:
     """(RSS KiB before, RSS KiB with n idle connections open) of the process
-    pid_of() names; the connections are opened by one psycopg2 process as user."""
+    pid_of() names; the connections are opened by one psycopg2 process as
+    user, each runs one query, and the server must see n more backends (so
+    the figure is known to be about connections that went through)."""
     time.sleep(0.5)
+    backends = pg.backends()
     before = sf.process_rss_kib(pid_of())
     p = subprocess.Popen(sf.as_user_cmd(user, ["/usr/bin/python3", "-c", HOLD_CONNECTIONS, conninfo, str(n)]),
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -181,6 +185,9 @@ def rss_with_idle_connections(pid_of, user: Optional[str], conninfo: str, env: d
             raise RuntimeError(f"could not open {n} connections: {p.stderr.read()}")
         time.sleep(0.5)
         after = sf.process_rss_kib(pid_of())
+        now = pg.backends()
+        if now < backends + n:
+            raise RuntimeError(f"{n} connections reported open, but the server has {now - backends} more backends")
     finally:
         if p.poll() is None:
             p.stdin.write("\n")
@@ -268,7 +275,13 @@ class Bench:
                 k = (i + rnd) % len(order)
                 for name in order[k:] + order[:k]:
                     n += 1
-                    run = pgbench(self.targets[name], mode, clients, a.duration, self.pg.dbname)
+                    try:
+                        run = pgbench(self.targets[name], mode, clients, a.duration, self.pg.dbname)
+                    except RuntimeError as e:
+                        if name == "sluice" and self.agent:
+                            tail = "\n".join(self.agent.log().splitlines()[-15:])
+                            raise RuntimeError(f"{e}\n--- sluiced log (last lines) ---\n{tail}") from None
+                        raise
                     self.runs.append(run)
                     say(f"    [{n:2}/{total}] {name:9} {mode:8} c={clients:<2} {run.tps:10.0f} tps "
                         f"{run.latency_ms:7.3f} ms" + (f"  {run.failed} failed" if run.failed else ""))
@@ -278,18 +291,24 @@ class Bench:
         if self.agent:
             conninfo = f"host={self.grant['socket_dir']} port=5432 dbname={self.pg.dbname}"
             before, after = rss_with_idle_connections(lambda: self.agent.pid, BENCH_USER, conninfo, {},
-                                                      IDLE_CONNECTIONS)
+                                                      IDLE_CONNECTIONS, self.pg)
             self.memory["sluice"] = (before, after)
         if self.bouncer:
             conninfo = f"host={self.bouncer.socket_dir} port={self.bouncer.port} dbname={self.pg.dbname}"
             env = {"PGUSER": self.pg.broker_user, "PGPASSWORD": self.pg.broker_password}
             before, after = rss_with_idle_connections(lambda: self.bouncer.pid, None, conninfo, env,
-                                                      IDLE_CONNECTIONS)
+                                                      IDLE_CONNECTIONS, self.pg)
             self.memory["pgbouncer"] = (before, after)
 
     def teardown(self) -> None:
         if self.agent:
-            self.agent.stop()
+            was_running = self.agent.running()
+            rc = self.agent.stop()
+            if not was_running:
+                say(f"warning: sluiced had already exited (status {rc}); its log: {self.agent.log_path}")
+            elif self.agent.killed or rc != 0:
+                say(f"warning: sluiced did not stop cleanly on SIGTERM (status {rc}, "
+                    f"{'killed' if self.agent.killed else 'exited'}); its log: {self.agent.log_path}")
         if self.bus:
             self.bus.stop()
         if self.bouncer:
@@ -410,8 +429,11 @@ def main(argv: list[str]) -> int:
     started = time.time()
     try:
         b.setup()
-        b.measure_throughput()
+        # Memory first, on fresh processes: after the throughput runs the
+        # allocator keeps what 8 busy clients used, which would hide the cost
+        # of an idle connection.
         b.measure_memory()
+        b.measure_throughput()
     finally:
         b.teardown()
         if args.keep:

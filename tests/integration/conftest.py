@@ -27,6 +27,7 @@ the default policy), SERVICE_B (not allowed), AGENT_USER, CONNECTION_NAME
 """
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import sys
@@ -177,6 +178,9 @@ def bus(sandbox, installed) -> sf.Bus:
     b.stop()
 
 
+_agent_serial = itertools.count(1)
+
+
 class AgentFactory:
     """Callable that writes a sluice.conf and starts sluiced; see agent_factory."""
 
@@ -197,9 +201,10 @@ class AgentFactory:
         sluiced = self._installed.program("sluiced") or need_build("agent/sluiced")
         ctl = self._installed.program("sluicectl") or built("ctl/sluicectl") or (BUILDDIR / "ctl" / "sluicectl")
         cluster: sf.PgCluster = self._request.getfixturevalue("pg_tls" if tls else "pg")
-        n = len(self.agents) + 1
-        test = self._request.node.name.replace("/", "_")[:60]
-        dirs = sf.AgentDirs(self._sandbox / "agents" / f"{test}-{n}", self._accounts[AGENT_USER])
+        # Short paths: grant sockets live below runtime_dir and a Unix socket
+        # address holds 107 bytes, so sluiced takes runtime_dir of 48 at most.
+        dirs = sf.AgentDirs(self._sandbox / f"a{next(_agent_serial)}", self._accounts[AGENT_USER])
+        (dirs.root / "test").write_text(self._request.node.nodeid + "\n")
         pwfile = cluster.write_password_file(dirs.credentials / CONNECTION_NAME, self._accounts[AGENT_USER])
         secs = sf.default_sections(cluster, dirs, pwfile)
         secs[0][1].update(agent or {})
@@ -247,7 +252,8 @@ def agent_factory(request, sandbox, accounts, bus, installed) -> AgentFactory:
         a = agent_factory(raw="[mask orders-pg]\\n...", start=False)
         with pytest.raises(AgentStartError) as e: a.start()   # refused config
 
-    The config (a.config_path, 0644) has
+    Each agent lives in <sandbox>/aN/ (its test's id in aN/test); the
+    config (a.config_path, 0644) has
       [agent] runtime_dir = <dir>/run (0755, owned by sluice), database =
               <dir>/lib/sluice.db, plus `agent` keys;
       [connection orders-pg] pointing at pg (or pg_tls when tls=True) as
