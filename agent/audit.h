@@ -19,7 +19,7 @@ struct audit;
 
 /* Bytes a reservation counts on top of size_hint: the record itself and
  * its short fields (grant id, user, outcome, ...). */
-#define AUDIT_RECORD_OVERHEAD 1024
+#define AUDIT_RECORD_OVERHEAD 512
 
 /* Decisions recorded for a statement. */
 #define AUDIT_ALLOWED "allowed"   /* forwarded upstream */
