@@ -23,6 +23,11 @@
 #define BATCH_MAX_BYTES (8u << 20)
 #define RETRY_US 1000000          /* retry a failed write every second */
 #define CLOSE_WAIT_US 5000000     /* how long audit_close keeps retrying */
+/* Group commit: a transaction (one fsync) carries whatever arrived within
+ * the window, or GROUP_RECORDS, whichever comes first. One commit per record
+ * would cost an fsync per statement; under load that starves the machine. */
+#define COMMIT_WINDOW_US 20000
+#define GROUP_RECORDS 1024
 #define MSG_MAX 512
 
 enum rec_kind { REC_STATEMENT, REC_EVENT, REC_GRANT };
@@ -53,6 +58,7 @@ struct audit {
 	size_t used_records, used_bytes; /* queued + the writer's batch */
 	size_t resv_records, resv_bytes;
 	size_t lost;                  /* records that could not even be queued */
+	enum { W_BUSY, W_IDLE, W_WINDOW } writer; /* what the writer waits for */
 	bool failed;
 	char fail_msg[MSG_MAX];
 	bool stopping;
@@ -103,7 +109,10 @@ static void push(struct audit *a, struct rec *r)
 	a->tail = &r->next;
 	a->used_records++;
 	a->used_bytes += r->bytes;
-	pthread_cond_signal(&a->wake);
+	/* Wake the writer only when that changes something: it sleeps with
+	 * nothing to do, or it waits for a group that is now full. */
+	if (a->writer == W_IDLE || (a->writer == W_WINDOW && a->used_records >= GROUP_RECORDS))
+		pthread_cond_signal(&a->wake);
 }
 
 static struct rec *rec_new(enum rec_kind kind, size_t strings)
@@ -218,8 +227,18 @@ static void *writer_main(void *arg)
 		int r;
 
 		if (!batch) {
-			while (!a->head && !a->stopping && a->lost == 0)
+			while (!a->head && !a->stopping && a->lost == 0) {
+				a->writer = W_IDLE;
 				pthread_cond_wait(&a->wake, &a->lock);
+			}
+			/* Let more records join this transaction. */
+			if (a->head && !a->stopping && a->used_records < GROUP_RECORDS) {
+				int64_t until = mono_us() + COMMIT_WINDOW_US;
+				a->writer = W_WINDOW;
+				while (!a->stopping && a->used_records < GROUP_RECORDS && mono_us() < until)
+					timed_wait(a, until);
+			}
+			a->writer = W_BUSY;
 			if (!a->head && a->lost == 0)
 				break; /* stopping, and everything is written */
 			/* Take what is queued, up to a batch. */
