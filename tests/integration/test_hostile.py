@@ -112,13 +112,13 @@ CASES = {
     # --- before and during the startup packet
     "garbage-before-startup": Case(lambda s: s.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
                                    "invalid startup packet length", detail="invalid startup packet length"),
-    "binary-garbage-before-startup": Case(lambda s: s.send(bytes(range(256)) * 4),
+    "binary-garbage-before-startup": Case(lambda s: s.try_send(bytes(range(256)) * 4),
                                           "invalid startup packet length", detail="invalid startup packet length"),
     "startup-length-below-8": Case(lambda s: s.send(struct.pack("!I", 7) + b"abc"),
                                    "invalid startup packet length", detail="invalid startup packet length"),
     "startup-length-zero": Case(lambda s: s.send(b"\0\0\0\0"),
                                 "invalid startup packet length", detail="invalid startup packet length"),
-    "startup-length-above-10000": Case(lambda s: s.send(struct.pack("!I", 10001) + b"\0" * 10001),
+    "startup-length-above-10000": Case(lambda s: s.try_send(struct.pack("!I", 10001) + b"\0" * 10001),
                                        "invalid startup packet length", detail="invalid startup packet length"),
     "startup-unterminated": Case(lambda s: s.send(struct.pack("!II", 17, w.PROTO_3_0) + b"user\0bob\0"),
                                  "not terminated", detail="not terminated"),
@@ -365,4 +365,53 @@ def test_many_hostile_connections_at_once(hostile):
     finally:
         for s in socks:
             s.close()
+    hostile.assert_unaffected()
+
+
+def test_copy_messages_outside_copy_are_ignored(hostile):
+    """CopyData (larger than max_message_size: it streams), CopyDone and
+    CopyFail outside COPY, and Flush: PostgreSQL ignores the first three;
+    so must the path through the grant, and the next query is answered."""
+    s = hostile.connect()
+    try:
+        s.handshake()
+        s.send(w.msg(b"d", b"x" * (2 * MAX_MESSAGE)) + w.msg(b"c") + w.msg(b"f", b"bye\0") + w.msg(b"H")
+               + w.query("SELECT 7"))
+        msgs = s.read_until("Z")
+        assert [t for t, _ in msgs] == ["T", "D", "C", "Z"] and msgs[1][1].endswith(b"7"), msgs
+    finally:
+        s.close()
+    hostile.assert_unaffected()
+
+
+def test_copydata_with_impossible_length(hostile):
+    """A CopyData header claiming 4 GiB streams to the server, which drops
+    the connection (as it would without sluice); the client sees the end
+    of the connection, nothing else breaks."""
+    s = hostile.connect()
+    try:
+        s.handshake()
+        s.send(b"d\xff\xff\xff\xff" + b"x" * 1000)
+        msgs = s.read_until_eof()
+        assert all(t == "E" for t, _ in msgs), msgs
+    finally:
+        s.close()
+    evs = hostile.new_events(lambda evs: any(e["kind"] == "connection.closed" for e in evs))
+    assert any(e["kind"] == "connection.closed" for e in evs), evs
+    hostile.assert_unaffected()
+
+
+def test_huge_function_call_is_refused_without_buffering(hostile):
+    """A FunctionCall claiming 256 MiB is refused at once (42501, the
+    session stays); its body is discarded as it arrives."""
+    s = hostile.connect()
+    try:
+        s.handshake()
+        s.send(b"F\x10\x00\x00\x00" + b"x" * 1000)
+        msgs = s.read_until("Z")
+        errs = [w.error_fields(b) for t, b in msgs if t == "E"]
+        assert len(errs) == 1 and errs[0]["C"] == "42501" and errs[0]["S"] == "ERROR", msgs
+        assert "FunctionCall" in errs[0]["M"], errs
+    finally:
+        s.close()
     hostile.assert_unaffected()
