@@ -168,8 +168,8 @@ def _xfail(reason):
     return pytest.mark.xfail(strict=True, reason=reason)
 
 
-# Cases whose failure is a known agent bug, reported (see the report in the
-# commit that added them); strict so a fix makes them pass loudly.
+# Cases whose failure is a known agent bug, reported to the agent's owner with
+# the cause; strict, so a fix makes them pass loudly and the mark must go.
 BUG_STARTUP_CLOSE = ("BUG: a connection that ends in the startup phase is not recorded: pg_close "
                      "(agent/pgproxy.c:121) records connection.closed only when state != PGS_STARTUP, "
                      "and nothing else records a truncated startup packet followed by EOF")
