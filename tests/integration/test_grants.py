@@ -290,6 +290,22 @@ def test_revoke_ends_an_idle_session(agent):
     assert "revoked" in row["error"]
 
 
+def test_revoke_rolls_back_an_open_transaction(agent):
+    pg = agent.pg
+    t = f"public.scen_tx_{os.getpid()}_{threading.get_ident() % 100000}"
+    pg.psql_super(f"drop table if exists {t}; create table {t} (v text); "
+                  f"alter table {t} owner to {pg.broker_user}").check()
+    g = agent.request_grant(SERVICE_A)
+    conn = connect(SERVICE_A, g, autocommit=False)
+    conn.execute(f"insert into {t} values ('uncommitted')")
+    agent.ctl("revoke", g["id"]).check()
+    with pytest.raises(psycopg.OperationalError, match="ended"):
+        conn.commit()
+    conn.close()
+    sf.wait_for(lambda: pg.backends(pg.broker_user) == 0, 10, "the broker's backends to go")
+    assert pg.sql(f"select count(*) from {t}") == [("0",)]
+
+
 def _running_upstream(pg, marker):
     q = (f"select count(*) from pg_stat_activity where state = 'active' "
          f"and query like '%{marker[:-1]}' || '{marker[-1]}%'")
