@@ -127,6 +127,7 @@ struct pgconn {
 	struct buf hello;        /* what the client gets once upstream is ready */
 	struct buf emit;         /* our own replies waiting for their turn */
 	unsigned enc_requests;   /* SSLRequest/GSSENCRequest answered */
+	bool cancel;             /* a CancelRequest connection */
 	struct buf params;       /* startup parameters to send upstream (key\0value\0...) */
 	unsigned n_params;
 	char *app_name;
@@ -176,6 +177,8 @@ enum pg_action { PG_FORWARD, PG_DROP, PG_STREAM, PG_CLOSE };
 enum pg_action pg_track_client(struct pgconn *c, char type, const uint8_t *body, size_t n,
 			       size_t total);
 /* A server message in READY state (for DataRow/CopyData only the header). */
+/* A client message over max_message_size: refused, its bytes dropped. */
+enum pg_action pg_track_oversized(struct pgconn *c, char type, size_t total, uint32_t max);
 enum pg_action pg_track_server(struct pgconn *c, char type, const uint8_t *body, size_t n);
 /* Refuse a statement with an error the client sees, in order. */
 int pg_refuse_local(struct pgconn *c, const char *sqlstate, const char *msg, bool rfq) WUR;

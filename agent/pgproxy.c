@@ -118,11 +118,15 @@ void pg_close(struct pgconn *c, const char *why)
 	if (c->cfd >= 0)
 		close(c->cfd);
 	c->cfd = -1;
-	if (g && !c->refused && c->state != PGS_STARTUP)
+	if (g && !c->refused && c->serial > 0)
 		agent_event(c->agent, "connection.closed", g->id, &c->peer.uid, g->user, g->conn->name,
 			    "connection %llu (pid %d): %s; %llu statements",
 			    (unsigned long long)c->serial, (int)c->peer.pid, why,
 			    (unsigned long long)c->n_statements);
+	else if (g && !c->refused && !c->cancel)
+		/* Gone before a complete startup packet: worth a line too. */
+		agent_event(c->agent, "connection.closed", g->id, &c->peer.uid, g->user, g->conn->name,
+			    "pid %d: %s before completing start-up", (int)c->peer.pid, why);
 	grant_conn_detach(&c->gc);
 	conn_free(c);
 }
@@ -273,6 +277,9 @@ static void handle_cancel(struct pgconn *c, const struct pg_startup *s)
 		    o->proxy_key == s->cancel_key && o->have_up_key) {
 			if (pg_send_cancel(o) < 0)
 				log_warn("grant %s: cannot send cancel upstream", g->id);
+			agent_event(c->agent, "connection.cancel", g->id, &c->peer.uid, g->user,
+				    g->conn->name, "cancel request for connection %llu (pid %d)",
+				    (unsigned long long)o->serial, (int)c->peer.pid);
 			return;
 		}
 	}
@@ -314,6 +321,7 @@ static int scan_startup(struct pgconn *c)
 			continue;
 		}
 		if (s.code == PG_CANCEL_REQUEST) {
+			c->cancel = true;
 			handle_cancel(c, &s);
 			c->end_reason = "cancel request";
 			c->state = PGS_CLOSING;
@@ -396,8 +404,13 @@ static int scan_client(struct pgconn *c)
 			continue;
 		}
 		if (total > max_message(c)) {
-			pg_protocol_violation(c, "the client", "a message larger than max_message_size");
-			return 0;
+			/* Too big to examine: refuse it, skip its bytes, keep the session. */
+			act = pg_track_oversized(c, type, total, max_message(c));
+			if (act == PG_CLOSE)
+				return 0;
+			p->stream_drop = true;
+			p->stream_left = total;
+			continue;
 		}
 		if (avail < total)
 			return pipe_room(p, total - avail);
@@ -456,7 +469,11 @@ static int scan_server(struct pgconn *c)
 			continue;
 		}
 		if (total > max_message(c)) {
-			pg_protocol_violation(c, "the server", "a message larger than max_message_size");
+			char what[160];
+			snprintf(what, sizeof(what),
+				 "a message (type 0x%02x) of %zu bytes, larger than max_message_size (%u bytes)",
+				 (unsigned)(uint8_t)type, total, max_message(c));
+			pg_protocol_violation(c, "the server", what);
 			return 0;
 		}
 		if (avail < total)
@@ -554,6 +571,8 @@ static ssize_t pipe_fill(struct pgconn *c, struct pg_pipe *p, bool from_upstream
 
 static bool client_readable_state(const struct pgconn *c)
 {
+	if (c->c2s.eof)
+		return false; /* level-triggered: EOF would be reported forever */
 	switch (c->state) {
 	case PGS_STARTUP:
 	case PGS_LINGER:
@@ -604,6 +623,27 @@ void pg_update_events(struct pgconn *c)
 	}
 }
 
+/* The client closed its side (or the whole socket). A message cut short
+ * is malformed input; answers still owed to a half-closed client are sent,
+ * as PostgreSQL does. Returns true when the connection should close now. */
+static bool client_eof(struct pgconn *c)
+{
+	struct pg_pipe *p = &c->c2s;
+	struct grant *g = c->gc.grant;
+
+	p->eof = true;
+	c->end_reason = "client disconnected";
+	if (p->stream_left > 0 || p->scan < p->b.len) {
+		agent_event(c->agent, "connection.malformed", g->id, &c->peer.uid, g->user, g->conn->name,
+			    "connection %llu (pid %d): incomplete%s message: the client closed in the middle of it",
+			    (unsigned long long)c->serial, (int)c->peer.pid,
+			    c->state == PGS_STARTUP ? " startup" : "");
+		c->end_reason = "client closed mid-message";
+		return true;
+	}
+	return c->state != PGS_READY || (c->fifo_n == 0 && pipe_unsent(&c->s2c) == 0);
+}
+
 /* Read what the upstream has and examine it. TLS may hold decrypted bytes
  * the socket no longer shows: keep going while it has some. */
 static int read_upstream(struct pgconn *c)
@@ -650,8 +690,11 @@ void pg_pump(struct pgconn *c, uint32_t cev, uint32_t uev)
 			r = c->state == PGS_STARTUP ? scan_startup(c) : scan_client(c);
 			if (r < 0)
 				goto fail;
-		} else if (n == 0 || (n != -EAGAIN && n != -EINTR)) {
-			c->end_reason = n == 0 ? "client disconnected" : "client connection error";
+		} else if (n == 0) {
+			if (client_eof(c))
+				goto close;
+		} else if (n != -EAGAIN && n != -EINTR) {
+			c->end_reason = "client connection error";
 			goto close;
 		}
 	}
@@ -680,6 +723,11 @@ void pg_pump(struct pgconn *c, uint32_t cev, uint32_t uev)
 			c->end_reason = "client connection error";
 			goto close;
 		}
+	}
+	/* The client stopped sending: close once its last answers are out. */
+	if (c->c2s.eof && c->state == PGS_READY && c->fifo_n == 0) {
+		c->end_reason = "client disconnected";
+		c->state = PGS_CLOSING;
 	}
 	if (c->state == PGS_CLOSING && pipe_unsent(&c->s2c) == 0)
 		goto close;
@@ -748,7 +796,9 @@ static void on_timeout(struct loop_timer *t, void *ud)
 	c->timer = loop_timer_del(c->timer);
 	switch (c->state) {
 	case PGS_STARTUP:
-		pg_close(c, "no startup packet in time");
+		c->end_reason = "no startup packet within startup_timeout";
+		pg_fatal_client(c, "08P01", "sluice: no startup packet within startup_timeout");
+		pg_pump(c, 0, 0);
 		return;
 	case PGS_UPSTREAM:
 		log_warn("grant %s: upstream %s did not answer within connect_timeout",

@@ -584,6 +584,31 @@ enum pg_action pg_track_client(struct pgconn *c, char type, const uint8_t *body,
 	}
 }
 
+enum pg_action pg_track_oversized(struct pgconn *c, char type, size_t total, uint32_t max)
+{
+	char msg[256];
+	static const char *const names[] = { "Query", "Parse", "Bind" };
+	const char *name = type == 'Q' ? names[0] : type == 'P' ? names[1] : type == 'B' ? names[2] : NULL;
+
+	/* PostgreSQL itself takes no message over 1 GB: beyond that (or for
+	 * a type that is never large) the length is not to be believed. */
+	if (!name || total > PG_MESSAGE_MAX) {
+		snprintf(msg, sizeof(msg),
+			 "a message (type 0x%02x) of %zu bytes, larger than max_message_size (%u bytes)",
+			 (unsigned)(uint8_t)type, total, max);
+		return violation(c, msg);
+	}
+	if (c->discard_until_sync)
+		return PG_DROP; /* skipped anyway */
+	snprintf(msg, sizeof(msg),
+		 "sluice: refused: a %s message of %zu bytes exceeds max_message_size (%u bytes); "
+		 "send less per message or raise [agent] max_message_size", name, total, max);
+	record_refused(c, "(message too large to record)", 29, "54000", msg);
+	if (type != 'Q')
+		c->discard_until_sync = true;
+	return pg_refuse_local(c, "54000", msg, type == 'Q') < 0 ? PG_CLOSE : PG_DROP;
+}
+
 /* --- Server messages --------------------------------------------------------- */
 
 static enum pg_action server_violation(struct pgconn *c, char type)

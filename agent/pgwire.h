@@ -13,6 +13,7 @@
 #define PG_CANCEL_REQUEST 80877102u
 #define PG_STARTUP_MAX 10000u /* what PostgreSQL itself accepts */
 #define PG_HEADER 5           /* type byte + int32 length */
+#define PG_MESSAGE_MAX (1u << 30) /* PostgreSQL's own limit on a message */
 
 /* A startup-phase packet from a client (no type byte). */
 struct pg_startup {
