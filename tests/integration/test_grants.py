@@ -408,6 +408,36 @@ def test_default_ttl_is_ten_minutes_or_max_ttl(agent_factory):
     assert ttl_of(agent.request_grant(SERVICE_A)) == 120
 
 
+def test_schema_scope_is_refused_until_enforced(agent):
+    r = agent.ctl("grant", "request", CONNECTION_NAME, "--schema", "ops", user=SERVICE_A)
+    assert r.rc == 1
+    assert "schema" in r.stderr, r.stderr
+    assert os.listdir(agent.grants_dir) == []
+
+
+def test_reason_is_capped(agent):
+    r = agent.ctl("grant", "request", CONNECTION_NAME, "--reason", "x" * 5000, user=SERVICE_A)
+    assert r.rc in (1, 2), r
+    assert "reason" in r.stderr, r.stderr
+    assert os.listdir(agent.grants_dir) == []
+    g = agent.request_grant(SERVICE_A, reason="y" * 1024)
+    assert g["reason"] == "y" * 1024
+
+
+def test_status_counts_grants_and_connections(agent):
+    g = agent.request_grant(SERVICE_A)
+    agent.request_grant(SERVICE_A)
+    c = connect(SERVICE_A, g)
+    try:
+        st = ctl_json(agent, "status")
+        assert (st["grants"], st["connections"]) == (2, 1), st
+        r = agent.ctl("status")
+        assert r.rc == 0
+        assert "2 active, 1 client connection" in r.stdout, r.stdout
+    finally:
+        c.close()
+
+
 def test_bad_ttl_is_a_usage_error(agent):
     r = agent.ctl("grant", "request", CONNECTION_NAME, "--ttl", "soon", user=SERVICE_A)
     assert r.rc == 2

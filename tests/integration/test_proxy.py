@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import signal
 import socket
 import struct
@@ -308,6 +309,33 @@ def test_psycopg2_simple_protocol(agent):
         assert [(n.channel, n.payload) for n in conn.notifies] == [("scen_chan", "payload")]
     finally:
         conn.close()
+
+
+def test_notifications_and_parameter_changes_reach_an_idle_client(agent):
+    g = agent.request_grant(SERVICE_A)
+    with connect(SERVICE_A, g) as conn:
+        conn.execute("listen scen_async")
+        # Another session (the superuser, directly) notifies while we are idle.
+        with agent.pg.connect_super() as other:
+            other.execute("notify scen_async, 'from elsewhere'")
+        # The proxy forwards it at once: our socket becomes readable with no
+        # query of ours in flight.
+        readable, _, _ = select.select([conn.fileno()], [], [], 10)
+        assert readable, "the notification did not reach the idle client"
+        conn.pgconn.consume_input()
+        n = conn.pgconn.notifies()
+        assert n is not None
+        assert (n.relname, n.extra) == (b"scen_async", b"from elsewhere")
+        # ParameterStatus after SET is relayed: the client library sees it.
+        conn.execute("set timezone = 'Asia/Tokyo'")
+        assert conn.info.parameter_status("TimeZone") == "Asia/Tokyo"
+        conn.execute("set application_name = 'renamed'")
+        assert conn.info.parameter_status("application_name") == "renamed"
+        # Notices while executing.
+        notices = []
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+        conn.execute("do $$ begin raise warning 'careful'; end $$")
+        assert notices == ["careful"]
 
 
 @pytest.fixture
