@@ -211,6 +211,10 @@ def test_audit_filters(agent_factory):
     assert sqls("--since", future) == []
     first = rfc3339(statements(agent)[0]["time"])
     assert sqls("--since", (first - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))[:1] == ["select 'a1'"]
+    # Local time as the table prints it is accepted back.
+    table = agent.ctl("audit", "--database", str(agent.database)).stdout.splitlines()
+    first_local = " ".join(table[1].split()[:2])
+    assert sqls("--since", first_local)[:1] == ["select 'a1'"], first_local
     # A bad filter is a usage error.
     r = agent.ctl("audit", "--since", "yesterday-ish", "--database", str(agent.database))
     assert r.rc == 2, r

@@ -230,6 +230,42 @@ def test_grant_denied_for_a_connection_not_allowed(agent, accounts):
     assert os.listdir(agent.grants_dir) == []
 
 
+@pytest.fixture(scope="module")
+def ops_group(accounts):
+    """A local group "sluicet-ops" with SERVICE_B as its only member (created
+    when missing, like the accounts)."""
+    import grp
+    name = "sluicet-ops"
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        sf.run(["groupadd", "--system", name]).check("groupadd")
+    sf.run(["gpasswd", "-M", SERVICE_B, name]).check("gpasswd")
+    assert grp.getgrnam(name).gr_mem == [SERVICE_B]
+    return name
+
+
+def test_unix_group_principals_for_access_and_admins(agent_factory, ops_group, psql_as):
+    agent = agent_factory(agent={"admins": f"root %{ops_group}"}, access={"allow": f"%{ops_group}"})
+    # Access through the group: B is a member, A is not.
+    gb = agent.request_grant(SERVICE_B)
+    rc, out, err = psql_as(SERVICE_B, gb["socket_dir"], SAMPLE_DB, "select 1")
+    assert (rc, out.strip()) == (0, "1"), err
+    r = agent.ctl("grant", "request", CONNECTION_NAME, user=SERVICE_A)
+    assert r.rc == 1 and f"{SERVICE_A} may not use connection {CONNECTION_NAME}" in r.stderr, r.stderr
+    # Admins through the group: B lists and revokes every grant; A may not.
+    agent.write_config(agent.config_path.read_text().replace(f"allow = %{ops_group}",
+                                                             f"allow = %{ops_group} {SERVICE_A}"))
+    agent.ctl("reload").check()
+    ga = agent.request_grant(SERVICE_A)
+    assert {g["id"] for g in ctl_json(agent, "grants", "--all", user=SERVICE_B)} == {ga["id"], gb["id"]}
+    assert agent.ctl("grants", "--all", user=SERVICE_A).rc == 1
+    assert agent.ctl("revoke", gb["id"], user=SERVICE_A).rc == 1
+    r = agent.ctl("revoke", ga["id"], user=SERVICE_B)
+    assert r.rc == 0, r.stderr
+    assert not os.path.exists(ga["socket_dir"])
+
+
 # --- TTL ------------------------------------------------------------------------------
 
 def test_ttl_expiry_ends_a_live_psql_session(agent_factory, psql_as):
@@ -330,6 +366,22 @@ def test_revoke_cancels_a_running_statement_upstream(agent):
     assert r.rc == 0, r.stderr
     # Upstream, the statement stops and its session goes, well before 30 s.
     sf.wait_for(lambda: _upstream_sessions(pg, marker) == 0, 10, "the upstream backend to go")
+
+
+def test_a_statement_cut_by_the_grant_end_is_recorded_as_interrupted(agent):
+    pg = agent.pg
+    g = agent.request_grant(SERVICE_A)
+    busy = connect(SERVICE_A, g)
+    marker = "sluice-interrupted"
+    t = threading.Thread(target=lambda: _swallow(busy.execute, f"select pg_sleep(30) /* {marker} */"),
+                         daemon=True)
+    t.start()
+    sf.wait_for(lambda: _running_upstream(pg, marker) == 1, 10, "pg_sleep to run upstream")
+    agent.ctl("revoke", g["id"]).check()
+    row = wait_statement(agent, lambda s: marker in s["sql"], filters=("--grant", g["id"]))
+    assert row["decision"] == "allowed"  # it was forwarded and ran, until the end
+    assert row["outcome"] is None
+    assert row["error"] == "interrupted: the grant ended", row
 
 
 def _swallow(fn, *args):
@@ -554,6 +606,17 @@ def test_agent_refuses_to_start_with_unenforced_sections(agent_factory, section,
     lineno = lines.index(f"[{section}]") + 1
     assert f"{a.config_path}:{lineno}" in e.value.log, e.value.log
     assert f"[{section.split()[0]}" in e.value.log, e.value.log
+
+
+@pytest.mark.parametrize("key,value", [("approval", "grant"), ("schemas", "ops")])
+def test_agent_refuses_to_start_with_unenforced_access_keys(agent_factory, key, value):
+    a = agent_factory(access={key: value}, start=False)
+    r = a.run_to_exit()
+    assert r.rc not in (0, None)
+    lines = a.config_path.read_text().splitlines()
+    lineno = lines.index(f"{key} = {value}") + 1
+    assert f"{a.config_path}:{lineno}" in r.stdout, r.stdout
+    assert key in r.stdout
 
 
 def test_reload_refuses_unenforced_sections(agent):
