@@ -628,6 +628,69 @@ def test_reload_refuses_unenforced_sections(agent):
     agent.request_grant(SERVICE_A)
 
 
+# --- the upstream credential -------------------------------------------------------------
+
+def _second_connection(agent, name, password_file):
+    pg = agent.pg
+    return (f"\n[connection {name}]\ntype = postgres\nhost = {pg.host}\nport = {pg.port}\ndbname = {pg.dbname}\n"
+            f"user = {pg.broker_user}\npassword_file = {password_file}\nsslmode = disable\n"
+            f"\n[access {name}]\nconnection = {name}\nallow = {SERVICE_A}\n")
+
+
+def test_wrong_broker_password_is_reported_to_the_client(agent_factory, accounts, psql_as):
+    a = agent_factory(start=False)
+    bad = sf.write_file(a.dirs.credentials / "bad", "not-the-password\n", 0o600, accounts[sf.AGENT_USER])
+    a.write_config(a.config_path.read_text() + _second_connection(a, "bad-pg", bad))
+    a.start()
+    g = a.request_grant(SERVICE_A, "bad-pg")
+    rc, _, err = psql_as(SERVICE_A, g["socket_dir"], SAMPLE_DB, "select 1")
+    assert rc != 0
+    assert "FATAL:  sluice: cannot connect to bad-pg" in err, err
+    assert 'password authentication failed for user "sluice_broker"' in err, err
+    # The good connection is unaffected.
+    g = a.request_grant(SERVICE_A)
+    rc, out, err = psql_as(SERVICE_A, g["socket_dir"], SAMPLE_DB, "select 1")
+    assert (rc, out.strip()) == (0, "1"), err
+
+
+def test_password_file_must_be_private(agent_factory, accounts):
+    a = agent_factory(start=False)
+    loose = sf.write_file(a.dirs.credentials / "loose", a.pg.broker_password + "\n", 0o644,
+                          accounts[sf.AGENT_USER])
+    a.write_config(a.config_path.read_text() + _second_connection(a, "loose-pg", loose))
+    r = a.run_to_exit()
+    assert r.rc not in (0, None)
+    assert "password_file" in r.stdout and "0600" in r.stdout and str(loose) in r.stdout, r.stdout
+    assert a.pg.broker_password not in r.stdout
+    # Made private, the agent starts; made public again, new grants are refused.
+    os.chmod(loose, 0o600)
+    a.start()
+    a.request_grant(SERVICE_A, "loose-pg")
+    os.chmod(loose, 0o640)
+    r = a.ctl("grant", "request", "loose-pg", user=SERVICE_A)
+    assert r.rc == 1
+    assert "password_file" in r.stderr and "0600" in r.stderr, r.stderr
+
+
+def test_the_password_is_nowhere_a_user_can_see(agent, psql_as):
+    """After a session, the broker password is in no output, no audit row,
+    not in the database file and not in the agent's log."""
+    g = agent.request_grant(SERVICE_A, reason="look for the password")
+    rc, out, err = psql_as(SERVICE_A, g["socket_dir"], SAMPLE_DB,
+                           "select current_setting('application_name'); show all")
+    assert rc == 0, err
+    secret = agent.pg.broker_password
+    grant_json = agent.ctl("--json", "grant", "show", g["id"]).stdout
+    audit = agent.ctl("--json", "audit", "--database", str(agent.database)).stdout
+    evts = agent.ctl("--json", "audit", "--events", "--database", str(agent.database)).stdout
+    for where, text in (("psql", out + err), ("grant show", grant_json), ("audit", audit), ("events", evts)):
+        assert secret not in text, where
+    assert agent.stop() == 0
+    for f in agent.database.parent.iterdir():
+        assert secret.encode() not in f.read_bytes(), f
+    assert secret not in agent.log()
+
+
 # --- restart ----------------------------------------------------------------------------
 
 def test_restart_removes_leftover_grant_directories(agent, bus, accounts, psql_as):
