@@ -628,6 +628,43 @@ def test_reload_refuses_unenforced_sections(agent):
     agent.request_grant(SERVICE_A)
 
 
+def test_an_expired_grant_frees_its_place(agent_factory):
+    agent = agent_factory(agent={"max_grants_per_user": "1"})
+    g = agent.request_grant(SERVICE_A, ttl="2s")
+    assert agent.ctl("grant", "request", CONNECTION_NAME, user=SERVICE_A).rc == 1
+    sf.wait_for(lambda: not os.path.exists(g["socket_dir"]), 10, "expiry")
+    agent.request_grant(SERVICE_A)
+
+
+# --- an upstream that is not there -------------------------------------------------------------
+
+def test_upstream_refusing_connections_is_reported(agent_factory, psql_as):
+    agent = agent_factory(connection={"port": str(sf.free_port())})
+    g = agent.request_grant(SERVICE_A)
+    rc, _, err = psql_as(SERVICE_A, g["socket_dir"], SAMPLE_DB, "select 1")
+    assert rc != 0
+    assert f"FATAL:  sluice: cannot connect to {CONNECTION_NAME}" in err, err
+    assert "refused" in err.lower(), err
+
+
+def test_upstream_that_never_answers_times_out(agent_factory, psql_as):
+    import socket
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # completes TCP handshakes, never says a word
+    try:
+        agent = agent_factory(agent={"connect_timeout": "2s"},
+                              connection={"port": str(silent.getsockname()[1])})
+        g = agent.request_grant(SERVICE_A)
+        rc, _, err = psql_as(SERVICE_A, g["socket_dir"], SAMPLE_DB, "select 1", timeout=30)
+        assert rc != 0
+        assert "FATAL:  sluice: the upstream server did not answer in time" in err, err
+        # The agent still serves: status answers.
+        assert agent.ctl("status").rc == 0
+    finally:
+        silent.close()
+
+
 # --- the upstream credential -------------------------------------------------------------
 
 def _second_connection(agent, name, password_file):
