@@ -14,6 +14,7 @@ agent_sluiced_SOURCES = \
 	agent/pgproxy.c \
 	agent/pgupstream.c \
 	agent/pgtrack.c \
+	agent/pgenc.c agent/pgenc.h \
 	agent/pgauth.c agent/pgauth.h \
 	agent/tls.c agent/tls.h
 nodist_agent_sluiced_SOURCES = agent/introspect.c

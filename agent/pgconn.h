@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <netdb.h>
+#include <iconv.h>
 #include "agent/grant.h"
 #include "agent/proto.h"
 #include "agent/tls.h"
@@ -143,6 +144,7 @@ struct pgconn {
 	struct name_map stmts, portals;
 	bool discard_until_sync;
 	char txn_status;         /* from the last ReadyForQuery: I, T or E */
+	iconv_t enc;             /* client_encoding -> UTF-8 for the audit, or (iconv_t)-1 */
 	uint64_t n_statements;
 	int64_t connected_us;
 	const char *end_reason;
@@ -185,5 +187,7 @@ int pg_refuse_local(struct pgconn *c, const char *sqlstate, const char *msg, boo
 /* Record what is still pending as not executed and free all tracking. */
 void pg_track_finish(struct pgconn *c, const char *why);
 /* The client's statement arrived after the grant ended: record it refused. */
+/* A ParameterStatus from the server (the client's encoding matters). */
+void pg_note_parameter(struct pgconn *c, const uint8_t *body, size_t n);
 void pg_track_refused_after_end(struct pgconn *c, char type, const uint8_t *body, size_t n);
 struct sqltext *sqltext_unref(struct sqltext *s);

@@ -105,6 +105,8 @@ static void conn_free(struct pgconn *c)
 	buf_release(&c->emit, 0);
 	free(c->refuse_why);
 	free(c->app_name);
+	if (c->enc != (iconv_t)-1)
+		iconv_close(c->enc);
 	free(c);
 }
 
@@ -816,6 +818,7 @@ static void conn_end(struct grant_conn *gc, const char *reason)
 {
 	struct pgconn *c = container_of(gc, struct pgconn, gc);
 	char msg[160];
+	bool busy;
 
 	snprintf(msg, sizeof(msg), "sluice: grant %s ended (%s)", gc->grant->id, reason);
 	switch (c->state) {
@@ -831,11 +834,13 @@ static void conn_end(struct grant_conn *gc, const char *reason)
 		pg_fatal_client(c, "57P01", "%s", msg);
 		break;
 	case PGS_READY:
-		/* Stop what runs upstream, then tell the client; its next message
-		 * is recorded as refused before we close. */
-		if (c->fifo_n > 0 && c->have_up_key && pg_send_cancel(c) < 0)
+		/* Stop what runs upstream, then tell the client. A client waiting
+		 * for results reads the FATAL and then EOF; an idle one keeps its
+		 * socket until its next message, recorded as refused. */
+		busy = c->fifo_n > 0;
+		if (busy && c->have_up_key && pg_send_cancel(c) < 0)
 			log_warn("grant %s: cannot cancel the running statement", gc->grant->id);
-		pg_track_finish(c, "interrupted: the grant ended");
+		pg_track_finish(c, "the grant ended");
 		c->end_reason = "grant ended";
 		if (c->s2c.stream_left > 0) {
 			c->state = PGS_CLOSING; /* mid-message: nothing sane can follow */
@@ -846,7 +851,7 @@ static void conn_end(struct grant_conn *gc, const char *reason)
 		c->s2c.b.len = c->s2c.scan;
 		c->c2s.off = c->c2s.scan; /* not forwarded any more */
 		c->c2s.stream_left = 0;
-		if (client_error(c, "FATAL", "57P01", msg) < 0) {
+		if (client_error(c, "FATAL", "57P01", msg) < 0 || busy) {
 			c->state = PGS_CLOSING;
 			break;
 		}
@@ -878,6 +883,7 @@ static void pg_accept(struct grant *g, int fd, const struct ucred *peer, bool al
 	c->ufd = -1;
 	c->peer = *peer;
 	c->gc.end = conn_end;
+	c->enc = (iconv_t)-1;
 	c->refused = !allowed;
 	c->c2s.b.max = a->pol->p->agent.max_message_size + 64;
 	c->s2c.b.max = a->pol->p->agent.max_message_size + 64 + HIGH_WATER;

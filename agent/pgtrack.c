@@ -13,6 +13,7 @@
 
 #include "agent/audit.h"
 #include "agent/pgconn.h"
+#include "agent/pgenc.h"
 #include "agent/pgwire.h"
 #include "common/log.h"
 
@@ -185,19 +186,42 @@ struct outcome {
 	bool executed;
 };
 
+void pg_note_parameter(struct pgconn *c, const uint8_t *body, size_t n)
+{
+	size_t off = 0;
+	const char *name = pgw_get_cstr(body, n, &off);
+	const char *value = name ? pgw_get_cstr(body, n, &off) : NULL;
+	const char *conv;
+
+	if (!value || strcmp(name, "client_encoding") != 0)
+		return;
+	if (c->enc != (iconv_t)-1)
+		iconv_close(c->enc);
+	c->enc = (iconv_t)-1;
+	conv = pgenc_iconv_name(value);
+	if (conv)
+		c->enc = iconv_open("UTF-8", conv);
+}
+
 static void record(struct pgconn *c, struct pend *e, const char *sql, size_t len,
 		   const struct outcome *o)
 {
 	struct grant *g = c->gc.grant;
+	char *utf8 = NULL;
 
 	if (e->reserved == 0)
 		return; /* more answers than we counted statements: nothing to do */
+	/* The audit shows the text the server ran, in UTF-8; bytes that do not
+	 * convert are kept as sent. */
+	if (c->enc != (iconv_t)-1 && sql && pgenc_to_utf8(c->enc, sql, len, &utf8, &len) == 0)
+		sql = utf8;
 	audit_statement(c->agent->audit, &(struct audit_statement){
 		.ts_us = e->ts_us, .grant_id = g->id, .uid = g->uid, .user = g->user,
 		.connection = g->conn->name, .conn_serial = c->serial, .sql = sql, .sql_len = len,
 		.decision = o->decision, .outcome = o->tag, .sqlstate = o->sqlstate,
 		.error = o->error, .rows = o->rows,
 		.duration_us = o->executed ? mono_us() - e->t0 : -1 }, e->hint);
+	free(utf8);
 	e->reserved--;
 	c->n_statements++;
 }
@@ -305,10 +329,15 @@ static void record_refused(struct pgconn *c, const char *sql, size_t len, const 
 
 /* --- Splitting a simple query into statements ------------------------------ */
 
+static bool is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
+}
+
 static bool only_space_after(const char *p, const char *end)
 {
 	for (; p < end; p++)
-		if (!(*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f'))
+		if (!is_blank(*p))
 			return false;
 	return true;
 }
@@ -343,6 +372,13 @@ static int split_query(const char *sql, size_t len, struct stmt_part **parts, ui
 			off = len;
 		if (l == 0 || off + l > len)
 			l = len - off; /* 0 means "to the end" */
+		/* The statement, not the blanks between it and the last ';'. */
+		while (l > 0 && is_blank(sql[off])) {
+			off++;
+			l--;
+		}
+		while (l > 0 && is_blank(sql[off + l - 1]))
+			l--;
 		v[i].off = (uint32_t)off;
 		v[i].len = (uint32_t)l;
 	}
@@ -358,7 +394,17 @@ static const char *audit_down_message(struct pgconn *c)
 {
 	const char *why = audit_failure(c->agent->audit);
 	static char msg[400];
+	static int64_t last_log;
+	static unsigned refused;
 
+	/* Nothing can be recorded now: the log says it, at most once a second. */
+	refused++;
+	if (mono_us() - last_log > 1000000) {
+		log_warn("audit unavailable (%s): refused %u statement(s), latest on grant %s for %s",
+			 why ? why : "queue full", refused, c->gc.grant->id, c->gc.grant->user);
+		last_log = mono_us();
+		refused = 0;
+	}
 	snprintf(msg, sizeof(msg),
 		 "sluice: refused: the audit log cannot record this statement (%s); nothing runs unrecorded",
 		 why ? why : "its queue is full");
@@ -645,18 +691,30 @@ static enum pg_action on_server_error(struct pgconn *c, const uint8_t *body, siz
 		return PG_FORWARD;
 	case PEND_SYNC:
 		return PG_FORWARD; /* the implicit COMMIT failed */
-	default:
-		if (e->kind == PEND_EXECUTE || e->kind == PEND_PARSE) {
-			if (e->kind == PEND_PARSE) {
-				if (e->name)
-					map_del(&c->stmts, e->name);
-				/* A Parse that failed is an attempt worth recording. */
-				e->hint = AUDIT_ROW_OVERHEAD + (e->sql ? e->sql->len : 0);
-				if (audit_reserve(c->agent->audit, e->hint) == 0)
-					e->reserved = 1;
-			}
-			complete_current(c, e, &(struct outcome){ .decision = AUDIT_ALLOWED,
-				.sqlstate = f.sqlstate, .error = msg, .rows = -1, .executed = true });
+	default: {
+		struct outcome failed = { .decision = AUDIT_ALLOWED, .sqlstate = f.sqlstate,
+					  .error = msg, .rows = -1, .executed = true };
+		struct pend *target = e->kind == PEND_EXECUTE ? e : NULL;
+
+		/* What the client tried is the batch's Execute: an error at its
+		 * Parse or Bind is that statement's failure, one row. */
+		for (size_t i = 1; !target && i < c->fifo_n; i++) {
+			struct pend *x = fifo_at(c, i);
+			if (x->kind == PEND_SYNC || x->kind == PEND_QUERY)
+				break;
+			if (x->kind == PEND_EXECUTE)
+				target = x;
+		}
+		if (e->kind == PEND_PARSE && e->name)
+			map_del(&c->stmts, e->name);
+		if (target) {
+			complete_current(c, target, &failed);
+		} else if (e->kind == PEND_PARSE) {
+			/* A Parse alone (a client preparing ahead) is still an attempt. */
+			e->hint = AUDIT_ROW_OVERHEAD + (e->sql ? e->sql->len : 0);
+			if (audit_reserve(c->agent->audit, e->hint) == 0)
+				e->reserved = 1;
+			complete_current(c, e, &failed);
 		}
 		/* The server now skips everything up to the next Sync. */
 		fifo_pop(c);
@@ -665,6 +723,7 @@ static enum pg_action on_server_error(struct pgconn *c, const uint8_t *body, siz
 			fifo_pop(c);
 		}
 		return PG_FORWARD;
+	}
 	}
 }
 
@@ -753,6 +812,7 @@ enum pg_action pg_track_server(struct pgconn *c, char type, const uint8_t *body,
 	case 'A': /* NotificationResponse */
 	case 'N': /* NoticeResponse */
 	case 'S': /* ParameterStatus */
+		pg_note_parameter(c, body, n);
 		return PG_FORWARD;
 	default: /* R, K, v, V, W (CopyBoth: replication only) and the unknown */
 		return server_violation(c, type);

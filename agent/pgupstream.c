@@ -471,6 +471,7 @@ int pg_upstream_message(struct pgconn *c, char type, const uint8_t *body, size_t
 	case 'S':
 		if (c->up != UP_PARAMS)
 			break;
+		pg_note_parameter(c, body, n);
 		if ((r = buf_put_u8(&c->hello, 'S')) < 0 || (r = buf_put_u32(&c->hello, (uint32_t)n + 4)) < 0)
 			return r;
 		return buf_append(&c->hello, body, n);

@@ -108,7 +108,6 @@ def test_extended_executes_are_recorded_with_their_sql(agent):
     assert all("Grace" not in s["sql"] for s in rows)
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: a failed Parse is recorded with its error and its Execute again as "not executed" (agent/pgtrack.c on_server_error)')
 def test_a_statement_that_fails_to_parse_is_one_row(agent):
     """Parse/Bind/Execute/Sync of a statement naming a missing table: the
     client tried it once and got one error, so the audit has one row with
@@ -124,7 +123,6 @@ def test_a_statement_that_fails_to_parse_is_one_row(agent):
     assert 'relation "ops.nothing_here" does not exist' in rows[0]["error"]
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: an error raised at Bind is recorded as "not executed: an earlier message of the batch failed" with no SQLSTATE (agent/pgtrack.c on_server_error attaches errors only to Parse/Execute)')
 def test_an_error_at_bind_is_recorded_with_its_sqlstate(agent):
     """An error the server raises at Bind (a parameter that is not valid for
     its type; a constant expression folded while planning with the value)
@@ -144,7 +142,6 @@ def test_an_error_at_bind_is_recorded_with_its_sqlstate(agent):
     assert rows[1]["error"] == "division by zero"
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: the audit stores the client\'s bytes without converting from client_encoding; a LATIN1 "caf\\xe9" shows as "caf\\ufffd"')
 def test_sql_of_a_latin1_client_is_recorded_as_text(agent, run_as):
     """A client whose client_encoding is LATIN1 sends 'café' as 63 61 66 e9;
     PostgreSQL converts it, and the audit must show the same text (the
@@ -157,7 +154,6 @@ def test_sql_of_a_latin1_client_is_recorded_as_text(agent, run_as):
     assert rows[0]["sql"] == "select 'café'"
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: parts after the first keep the blanks after the previous ";" (agent/pgtrack.c split_query uses libpg_query stmt_location as is)')
 def test_parts_of_a_multi_statement_query_are_recorded_without_surrounding_blanks(agent):
     """PostgreSQL reports each part of "select 1; select 2" as "select 2"
     (pg_stat_statements, the server log), not " select 2"; the audit table
@@ -238,7 +234,6 @@ def test_audit_filters(agent_factory):
     assert all(e["grant_id"] == ga["id"] for e in ev)
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: sluicectl audit --decision passes any word to the query (ctl/audit.c) and answers "No statements match."')
 def test_an_unknown_decision_is_a_usage_error(agent):
     """`--decision block` (for blocked) must not answer "No statements
     match.": a typo would read as "nothing was blocked"."""

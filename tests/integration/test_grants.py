@@ -368,7 +368,6 @@ def test_revoke_cancels_a_running_statement_upstream(agent):
     sf.wait_for(lambda: _upstream_sessions(pg, marker) == 0, 10, "the upstream backend to go")
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: audit error reads "interrupted: interrupted: the grant ended" (agent/pgproxy.c conn_end passes "interrupted: ..." to pg_track_finish, which prefixes "interrupted: " again, agent/pgtrack.c pg_track_finish)')
 def test_a_statement_cut_by_the_grant_end_is_recorded_as_interrupted(agent):
     pg = agent.pg
     g = agent.request_grant(SERVICE_A)
@@ -413,7 +412,6 @@ def _finish(p, timeout):
         return None
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: a client waiting for a result when its grant ends gets the FATAL but no EOF: the connection lingers 10 min (agent/pgproxy.c conn_end, PGS_READY -> PGS_LINGER with LINGER_US) and libpq waits for ReadyForQuery')
 @pytest.mark.parametrize("how", ["revoked", "expired"])
 def test_grant_end_releases_a_client_waiting_for_its_result(agent, how):
     """A client blocked on a long statement when the grant ends is told so
