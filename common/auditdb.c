@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <openssl/evp.h>
 
@@ -64,9 +65,7 @@ static const char *const migrations[] = {
 	"CREATE INDEX grants_user ON grants(\"user\");"
 	"CREATE INDEX grants_grant ON grants(grant_id);"
 	"CREATE INDEX statements_ts ON statements(ts_us);"
-	"CREATE INDEX statements_user ON statements(\"user\");"
 	"CREATE INDEX statements_grant ON statements(grant_id);"
-	"CREATE INDEX statements_decision ON statements(decision);"
 	"CREATE INDEX events_ts ON events(ts_us);"
 	"CREATE INDEX events_user ON events(\"user\");"
 	"CREATE INDEX events_grant ON events(grant_id);",
@@ -136,40 +135,63 @@ static void put_be64(uint8_t *p, uint64_t v)
 		p[k] = (uint8_t)v;
 }
 
+/* SHA-256, fetched once: an implicit fetch per row takes OpenSSL locks. */
+static EVP_MD *sha256_md;
+static void fetch_sha256(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 static int row_hash(int t, const uint8_t prev[AUDITDB_HASH_LEN], const struct val *v, size_t n,
 		    uint8_t out[AUDITDB_HASH_LEN])
 {
 	static const char domain[] = "sluice-audit-v1";
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	EVP_MD_CTX *ctx;
+	uint8_t hdr[9 * 32]; /* column headers gathered between value updates */
+	size_t h = 0;
 	unsigned int len = 0;
 	bool ok;
 
+	pthread_once(&once, fetch_sha256);
+	if (!sha256_md)
+		return -EIO;
+	ctx = EVP_MD_CTX_new();
 	if (!ctx)
 		return -ENOMEM;
-	ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	ok = EVP_DigestInit_ex(ctx, sha256_md, NULL) == 1 &&
 	     EVP_DigestUpdate(ctx, prev, AUDITDB_HASH_LEN) == 1 &&
 	     EVP_DigestUpdate(ctx, domain, sizeof(domain)) == 1 &&
 	     EVP_DigestUpdate(ctx, tables[t].name, strlen(tables[t].name) + 1) == 1;
+	/* The same byte stream as one update per header and value, in fewer
+	 * calls: headers and integers are gathered, text flushes them first. */
 	for (size_t k = 0; ok && k < n; k++) {
-		uint8_t hdr[9];
-
-		hdr[0] = (uint8_t)v[k].type;
+		if (h + 9 > sizeof(hdr)) {
+			ok = EVP_DigestUpdate(ctx, hdr, h) == 1;
+			h = 0;
+		}
+		hdr[h] = (uint8_t)v[k].type;
 		switch (v[k].type) {
 		case SQLITE_NULL:
-			ok = EVP_DigestUpdate(ctx, hdr, 1) == 1;
+			h += 1;
 			break;
 		case SQLITE_INTEGER:
 		case SQLITE_FLOAT:
-			put_be64(hdr + 1, (uint64_t)v[k].i);
-			ok = EVP_DigestUpdate(ctx, hdr, sizeof(hdr)) == 1;
+			put_be64(hdr + h + 1, (uint64_t)v[k].i);
+			h += 9;
 			break;
 		default:
-			put_be64(hdr + 1, v[k].n);
-			ok = EVP_DigestUpdate(ctx, hdr, sizeof(hdr)) == 1 &&
-			     (v[k].n == 0 || EVP_DigestUpdate(ctx, v[k].p, v[k].n) == 1);
+			put_be64(hdr + h + 1, v[k].n);
+			h += 9;
+			if (v[k].n > 0) {
+				ok = ok && EVP_DigestUpdate(ctx, hdr, h) == 1 &&
+				     EVP_DigestUpdate(ctx, v[k].p, v[k].n) == 1;
+				h = 0;
+			}
 			break;
 		}
 	}
+	ok = ok && (h == 0 || EVP_DigestUpdate(ctx, hdr, h) == 1);
 	ok = ok && EVP_DigestFinal_ex(ctx, out, &len) == 1 && len == AUDITDB_HASH_LEN;
 	EVP_MD_CTX_free(ctx);
 	return ok ? 0 : -EIO;
@@ -331,7 +353,10 @@ int auditdb_open(const char *path, bool readonly, sqlite3 **out, char **err)
 		}
 		close(fd);
 	}
-	flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOFOLLOW;
+	/* One thread uses a handle at a time (the agent's writer, or
+	 * sluicectl): SQLite's own per-call locking is not needed. */
+	flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOFOLLOW |
+		SQLITE_OPEN_NOMUTEX;
 	rc = sqlite3_open_v2(path, &db, flags, NULL);
 	if (rc != SQLITE_OK) {
 		r = errno_from_sqlite(rc);
