@@ -31,6 +31,7 @@ struct agent {
 	struct bus *bus;
 	struct resolver *resolver;
 	struct list_node grants;     /* struct grant.node, active grants */
+	struct list_node ended;      /* ended grants whose connections are not all gone */
 	unsigned n_grants;
 	unsigned n_conns;            /* live client connections, all grants */
 	uid_t uid;                   /* the account the agent runs as */

@@ -116,6 +116,7 @@ struct grant *grant_unref(struct grant *g)
 {
 	if (!g || --g->refs > 0)
 		return NULL;
+	list_del(&g->node);
 	free(g->user);
 	free(g->schema);
 	free(g->reason);
@@ -408,6 +409,7 @@ void grant_end(struct grant *g, const char *reason)
 	g->state = GRANT_ENDED;
 	g->end_reason = reason;
 	list_del(&g->node);
+	list_add_tail(&a->ended, &g->node);
 	a->n_grants--;
 	g->timer = loop_timer_del(g->timer);
 	g->pause_timer = loop_timer_del(g->pause_timer);
@@ -431,4 +433,16 @@ void grant_end(struct grant *g, const char *reason)
 		a->on_grant_state(a, g);
 	grant_unref(g);
 	grant_unref(g); /* the active reference */
+}
+
+void grants_close_ended(struct agent *a)
+{
+	while (!list_empty(&a->ended)) {
+		struct grant *g = grant_ref(container_of(a->ended.next, struct grant, node));
+
+		while (!list_empty(&g->conns))
+			container_of(g->conns.next, struct grant_conn, node)
+				->close(container_of(g->conns.next, struct grant_conn, node));
+		grant_unref(g); /* the last reference: off the list and freed */
+	}
 }

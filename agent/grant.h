@@ -60,6 +60,8 @@ int grant_create(struct agent *a, const struct grant_request *req, struct grant 
 struct grant *grant_find(struct agent *a, const char *id);
 /* End an active grant (no-op when already ended). reason is static. */
 void grant_end(struct grant *g, const char *reason);
+/* At exit: close every connection still open on an ended grant. */
+void grants_close_ended(struct agent *a);
 /* Reference counting for connections that outlive the grant's activity. */
 struct grant *grant_ref(struct grant *g);
 struct grant *grant_unref(struct grant *g);

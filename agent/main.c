@@ -183,6 +183,7 @@ int main(int argc, char **argv)
 	prctl(PR_SET_DUMPABLE, 0);
 	umask(022);
 	list_init(&a->grants);
+	list_init(&a->ended);
 	a->config_path = config;
 	a->started_us = now_us();
 	a->uid = geteuid();
@@ -257,6 +258,7 @@ int main(int argc, char **argv)
 		status = 0;
 	while (!list_empty(&a->grants))
 		grant_end(container_of(a->grants.next, struct grant, node), "agent-shutdown");
+	grants_close_ended(a);
 out:
 	pol_errors_clear(&errs);
 	free(auditerr);

@@ -868,6 +868,11 @@ static void conn_end(struct grant_conn *gc, const char *reason)
 	pg_pump(c, 0, 0);
 }
 
+static void conn_close_now(struct grant_conn *gc)
+{
+	pg_close(container_of(gc, struct pgconn, gc), "agent stopped");
+}
+
 static void pg_accept(struct grant *g, int fd, const struct ucred *peer, bool allowed,
 		      const char *why)
 {
@@ -883,6 +888,7 @@ static void pg_accept(struct grant *g, int fd, const struct ucred *peer, bool al
 	c->ufd = -1;
 	c->peer = *peer;
 	c->gc.end = conn_end;
+	c->gc.close = conn_close_now;
 	c->enc = (iconv_t)-1;
 	c->refused = !allowed;
 	c->c2s.b.max = a->pol->p->agent.max_message_size + 64;

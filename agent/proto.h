@@ -20,6 +20,8 @@ struct grant_conn {
 	 * in its protocol and let go of upstream. The connection unlinks and
 	 * frees itself, now or later. */
 	void (*end)(struct grant_conn *c, const char *reason);
+	/* Close now, without ceremony (the agent is exiting). */
+	void (*close)(struct grant_conn *c);
 };
 
 struct proto_ops {

@@ -434,7 +434,7 @@ static void migrations_and_reopen(void **state)
 	sqlite3_close(db);
 	assert_int_equal(raw_int(fx->path, "PRAGMA user_version"), 1);
 	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"), 3);
-	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"), 10);
+	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"), 8);
 	assert_int_equal(stat(fx->path, &sb), 0);
 	assert_int_equal(sb.st_mode & 07777, 0600); /* an existing file keeps its mode */
 
