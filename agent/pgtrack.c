@@ -737,7 +737,8 @@ static enum pg_action complete_with_tag(struct pgconn *c, struct pend *e, const 
 	memcpy(t, tag, taglen);
 	t[taglen] = '\0';
 	complete_current(c, e, &(struct outcome){ .decision = AUDIT_ALLOWED, .tag = t,
-		.rows = rows >= 0 ? rows : e->rows, .executed = true });
+		/* The tag's count; else the rows seen (SHOW, EXPLAIN); else none (DDL). */
+		.rows = rows >= 0 ? rows : e->rows > 0 ? e->rows : -1, .executed = true });
 	if (e->kind == PEND_EXECUTE)
 		return pop_and_emit(c) < 0 ? oom_close(c) : PG_FORWARD;
 	return PG_FORWARD;

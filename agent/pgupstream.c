@@ -277,7 +277,8 @@ static void handshake(struct pgconn *c)
 	if (r == -EAGAIN)
 		return;
 	if (r < 0) {
-		upstream_fail(c, "08006", "TLS handshake failed: %s", tls_conn_error(c->tls));
+		upstream_fail(c, "08006", "TLS handshake with %s failed: %s", c->gc.grant->conn->host,
+			      tls_conn_error(c->tls));
 		return;
 	}
 	c->tls_want = TLS_WANT_NONE;

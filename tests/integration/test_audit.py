@@ -60,8 +60,14 @@ def test_each_statement_of_a_multi_statement_query_is_a_row(agent):
                                   f"update {t} set a = a + 1 where a > 4; delete from {t} where a = 1")
     assert r.rc == 0, r.stderr
     rows = audit_rows(agent, g["id"], 7)[3:]
+    # A command whose tag carries no count has no row count (not 0).
     assert [(s["outcome"], s["rows"]) for s in rows] == [
-        ("CREATE TABLE", 0), ("INSERT 0 7", 7), ("UPDATE 3", 3), ("DELETE 1", 1)]
+        ("CREATE TABLE", None), ("INSERT 0 7", 7), ("UPDATE 3", 3), ("DELETE 1", 1)]
+    # SHOW's tag has no count, but it returns a row.
+    r = psql(agent, SERVICE_A, g, "show client_encoding")
+    assert r.rc == 0, r.stderr
+    row = audit_rows(agent, g["id"], 8)[7]
+    assert (row["outcome"], row["rows"]) == ("SHOW", 1)
 
 
 def test_an_error_row_and_the_statements_it_stopped(agent):
