@@ -264,6 +264,18 @@ struct dbusc *dbusc_close(struct dbusc *c)
 int dbusc_call(struct dbusc *c, const char *method, DBusMessage **reply,
 	       struct dbusc_error *err, int first_arg_type, ...)
 {
+	va_list args;
+	int r;
+
+	va_start(args, first_arg_type);
+	r = dbusc_call_valist(c, method, reply, err, first_arg_type, args);
+	va_end(args);
+	return r;
+}
+
+int dbusc_call_valist(struct dbusc *c, const char *method, DBusMessage **reply,
+		      struct dbusc_error *err, int first_arg_type, va_list args)
+{
 	DBusMessage *msg, *rep;
 	DBusError de;
 	va_list ap;
@@ -271,7 +283,7 @@ int dbusc_call(struct dbusc *c, const char *method, DBusMessage **reply,
 
 	/* libdbus aborts the process on an invalid string argument (its checks
 	 * are fatal by default): validate first, and take basic types only. */
-	va_start(ap, first_arg_type);
+	va_copy(ap, args);
 	for (int type = first_arg_type; type != DBUS_TYPE_INVALID; type = va_arg(ap, int)) {
 		const void *p = va_arg(ap, const void *);
 
@@ -300,7 +312,7 @@ int dbusc_call(struct dbusc *c, const char *method, DBusMessage **reply,
 					   method);
 	if (!msg)
 		return error_local(err, DBUSC_ERR_OTHER, -ENOMEM, format_message("out of memory"));
-	va_start(ap, first_arg_type);
+	va_copy(ap, args);
 	ok = dbus_message_append_args_valist(msg, first_arg_type, ap);
 	va_end(ap);
 	if (!ok) {

@@ -7,6 +7,7 @@
  * logging, no printing, no exit-on-disconnect. Everything a call returns is
  * owned by the caller and freed with the matching *_free/_clear. */
 #pragma once
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -70,6 +71,8 @@ struct dbusc *dbusc_close(struct dbusc *c);
  * and err. An error reply becomes err (kind by name, see dbusc_error_set). */
 int dbusc_call(struct dbusc *c, const char *method, DBusMessage **reply,
 	       struct dbusc_error *err, int first_arg_type, ...) WUR;
+int dbusc_call_valist(struct dbusc *c, const char *method, DBusMessage **reply,
+		      struct dbusc_error *err, int first_arg_type, va_list args) WUR;
 
 /* A variant value, reduced to the few shapes sluiced sends. */
 enum dbusc_type {

@@ -2,6 +2,7 @@
 #include "ctl/ctl.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "common/dbusc.h"
@@ -13,6 +14,22 @@ int ctl_bus_open(struct dbusc **out)
 	if (dbusc_open_system(0, out, &err) < 0)
 		return ctl_bus_failed(&err);
 	return 0;
+}
+
+int ctl_call(const char *method, DBusMessage **reply, int first_arg_type, ...)
+{
+	struct dbusc *bus = NULL;
+	struct dbusc_error err = { 0 };
+	va_list args;
+	int r = ctl_bus_open(&bus);
+
+	if (r != 0)
+		return r;
+	va_start(args, first_arg_type);
+	r = dbusc_call_valist(bus, method, reply, &err, first_arg_type, args);
+	va_end(args);
+	dbusc_close(bus);
+	return r < 0 ? ctl_bus_failed(&err) : 0;
 }
 
 int ctl_bus_failed(struct dbusc_error *err)

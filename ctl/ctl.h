@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <jansson.h>
+#include <dbus/dbus.h>
 #include "common/util.h"
 
 enum { CTL_OK = 0, CTL_FAILED = 1, CTL_USAGE = 2 };
@@ -115,6 +116,9 @@ struct dbusc;
 struct dbusc_error;
 /* Connect to the system bus; on failure print why and return CTL_FAILED. */
 int ctl_bus_open(struct dbusc **out) WUR;
+/* Open the bus, call method with the given arguments (as dbusc_call),
+ * close: 0 with *reply, or CTL_FAILED after printing why. */
+int ctl_call(const char *method, DBusMessage **reply, int first_arg_type, ...) WUR;
 /* Print a failed call's message ("sluicectl: ..."), clear err, CTL_FAILED. */
 int ctl_bus_failed(struct dbusc_error *err);
 /* A reply we could not read: print it and return CTL_FAILED. */

@@ -128,8 +128,6 @@ static int grant_request(struct ctl *ctl, int argc, char **argv)
 	size_t n_pos;
 	uint64_t ttl = 0;
 	dbus_uint64_t ttl64;
-	struct dbusc *bus = NULL;
-	struct dbusc_error err = { 0 };
 	struct dbusc_dict g = { 0 };
 	DBusMessage *reply = NULL;
 	const char *conn;
@@ -151,16 +149,11 @@ static int grant_request(struct ctl *ctl, int argc, char **argv)
 		return ctl_usage_error("--reason is longer than 1024 bytes");
 
 	ttl64 = ttl;
-	r = ctl_bus_open(&bus);
+	r = ctl_call("RequestGrant", &reply, DBUS_TYPE_STRING, &conn, DBUS_TYPE_UINT64,
+		     &ttl64, DBUS_TYPE_STRING, &schema, DBUS_TYPE_STRING, &reason,
+		     DBUS_TYPE_INVALID);
 	if (r != 0)
 		return r;
-	if (dbusc_call(bus, "RequestGrant", &reply, &err, DBUS_TYPE_STRING, &conn, DBUS_TYPE_UINT64,
-		       &ttl64, DBUS_TYPE_STRING, &schema, DBUS_TYPE_STRING, &reason,
-		       DBUS_TYPE_INVALID) < 0) {
-		bus = dbusc_close(bus);
-		return ctl_bus_failed(&err);
-	}
-	bus = dbusc_close(bus);
 	r = dbusc_reply_dict(reply, &g);
 	dbus_message_unref(reply);
 	if (r < 0)
@@ -191,8 +184,6 @@ static int grant_show(struct ctl *ctl, int argc, char **argv)
 	const struct ctl_opt opts[] = { { NULL, false, NULL, NULL } };
 	char *pos[1];
 	size_t n_pos;
-	struct dbusc *bus = NULL;
-	struct dbusc_error err = { 0 };
 	struct dbusc_dict g = { 0 };
 	DBusMessage *reply = NULL;
 	const char *id;
@@ -202,14 +193,9 @@ static int grant_show(struct ctl *ctl, int argc, char **argv)
 	if (r >= 0)
 		return r;
 	id = pos[0];
-	r = ctl_bus_open(&bus);
+	r = ctl_call("GetGrant", &reply, DBUS_TYPE_STRING, &id, DBUS_TYPE_INVALID);
 	if (r != 0)
 		return r;
-	if (dbusc_call(bus, "GetGrant", &reply, &err, DBUS_TYPE_STRING, &id, DBUS_TYPE_INVALID) < 0) {
-		bus = dbusc_close(bus);
-		return ctl_bus_failed(&err);
-	}
-	bus = dbusc_close(bus);
 	r = dbusc_reply_dict(reply, &g);
 	dbus_message_unref(reply);
 	if (r < 0)
@@ -304,8 +290,6 @@ int cmd_grants(struct ctl *ctl, int argc, char **argv)
 		{ NULL, false, NULL, NULL },
 	};
 	size_t n_pos;
-	struct dbusc *bus = NULL;
-	struct dbusc_error err = { 0 };
 	struct dbusc_dict_list l = { 0 };
 	DBusMessage *reply = NULL;
 	dbus_bool_t all_arg;
@@ -315,15 +299,10 @@ int cmd_grants(struct ctl *ctl, int argc, char **argv)
 	if (r >= 0)
 		return r;
 	all_arg = all;
-	r = ctl_bus_open(&bus);
+	r = ctl_call("ListGrants", &reply, DBUS_TYPE_BOOLEAN, &all_arg,
+		     DBUS_TYPE_INVALID);
 	if (r != 0)
 		return r;
-	if (dbusc_call(bus, "ListGrants", &reply, &err, DBUS_TYPE_BOOLEAN, &all_arg,
-		       DBUS_TYPE_INVALID) < 0) {
-		bus = dbusc_close(bus);
-		return ctl_bus_failed(&err);
-	}
-	bus = dbusc_close(bus);
 	r = dbusc_reply_dict_list(reply, &l);
 	dbus_message_unref(reply);
 	if (r < 0)
@@ -357,8 +336,6 @@ int cmd_revoke(struct ctl *ctl, int argc, char **argv)
 	const struct ctl_opt opts[] = { { NULL, false, NULL, NULL } };
 	char *pos[1];
 	size_t n_pos;
-	struct dbusc *bus = NULL;
-	struct dbusc_error err = { 0 };
 	DBusMessage *reply = NULL;
 	const char *id;
 	int r;
@@ -367,14 +344,9 @@ int cmd_revoke(struct ctl *ctl, int argc, char **argv)
 	if (r >= 0)
 		return r;
 	id = pos[0];
-	r = ctl_bus_open(&bus);
+	r = ctl_call("RevokeGrant", &reply, DBUS_TYPE_STRING, &id, DBUS_TYPE_INVALID);
 	if (r != 0)
 		return r;
-	if (dbusc_call(bus, "RevokeGrant", &reply, &err, DBUS_TYPE_STRING, &id, DBUS_TYPE_INVALID) < 0) {
-		bus = dbusc_close(bus);
-		return ctl_bus_failed(&err);
-	}
-	bus = dbusc_close(bus);
 	dbus_message_unref(reply);
 	if (ctl->json) {
 		json_t *j = json_pack("{s:s, s:b}", "id", id, "revoked", 1);

@@ -76,8 +76,6 @@ int cmd_status(struct ctl *ctl, int argc, char **argv)
 	static const char usage[] = "sluicectl status";
 	const struct ctl_opt opts[] = { { NULL, false, NULL, NULL } };
 	size_t n_pos;
-	struct dbusc *bus = NULL;
-	struct dbusc_error err = { 0 };
 	struct dbusc_dict s = { 0 };
 	DBusMessage *reply = NULL;
 	const char *problem;
@@ -87,14 +85,9 @@ int cmd_status(struct ctl *ctl, int argc, char **argv)
 	r = ctl_command_args(ctl, usage, argc, argv, opts, NULL, 0, 0, &n_pos);
 	if (r >= 0)
 		return r;
-	r = ctl_bus_open(&bus);
+	r = ctl_call("GetStatus", &reply, DBUS_TYPE_INVALID);
 	if (r != 0)
 		return r;
-	if (dbusc_call(bus, "GetStatus", &reply, &err, DBUS_TYPE_INVALID) < 0) {
-		bus = dbusc_close(bus);
-		return ctl_bus_failed(&err);
-	}
-	bus = dbusc_close(bus);
 	r = dbusc_reply_dict(reply, &s);
 	dbus_message_unref(reply);
 	if (r < 0)
@@ -132,22 +125,15 @@ int cmd_reload(struct ctl *ctl, int argc, char **argv)
 	static const char usage[] = "sluicectl reload";
 	const struct ctl_opt opts[] = { { NULL, false, NULL, NULL } };
 	size_t n_pos;
-	struct dbusc *bus = NULL;
-	struct dbusc_error err = { 0 };
 	DBusMessage *reply = NULL;
 	int r;
 
 	r = ctl_command_args(ctl, usage, argc, argv, opts, NULL, 0, 0, &n_pos);
 	if (r >= 0)
 		return r;
-	r = ctl_bus_open(&bus);
+	r = ctl_call("Reload", &reply, DBUS_TYPE_INVALID);
 	if (r != 0)
 		return r;
-	if (dbusc_call(bus, "Reload", &reply, &err, DBUS_TYPE_INVALID) < 0) {
-		bus = dbusc_close(bus);
-		return ctl_bus_failed(&err);
-	}
-	bus = dbusc_close(bus);
 	dbus_message_unref(reply);
 	if (ctl->json) {
 		json_t *j = json_pack("{s:b}", "reloaded", 1);
