@@ -11,4 +11,4 @@ include tests/unit/agent.mk
 include tests/unit/pgauth.mk
 include tests/unit/ctl.mk
 endif
-EXTRA_DIST += tests/integration tests/unit/configs
+EXTRA_DIST += tests/integration tests/unit/configs tests/dbus-system-test.conf.in

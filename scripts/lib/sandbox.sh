@@ -81,30 +81,8 @@ install_into() {
 bus_start() {
 	local dir=$1/bus policy=$2
 	install -d -m 0755 "$dir"
-	cat >"$dir/bus.conf" <<-XML
-		<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
-		 "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-		<busconfig>
-		  <type>system</type>
-		  <auth>EXTERNAL</auth>
-		  <listen>unix:path=$dir/system_bus_socket</listen>
-		  <policy context="default">
-		    <allow user="*"/>
-		    <deny own="*"/>
-		    <deny send_type="method_call"/>
-		    <allow send_type="signal"/>
-		    <allow send_requested_reply="true" send_type="method_return"/>
-		    <allow send_requested_reply="true" send_type="error"/>
-		    <allow receive_type="method_call"/>
-		    <allow receive_type="method_return"/>
-		    <allow receive_type="error"/>
-		    <allow receive_type="signal"/>
-		    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-		    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-		  </policy>
-		  <include>$policy</include>
-		</busconfig>
-	XML
+	sed -e "s|@SOCKET@|$dir/system_bus_socket|" -e "s|@POLICY@|$policy|" \
+		"$SLUICE_SRCDIR/tests/dbus-system-test.conf.in" >"$dir/bus.conf"
 	dbus-daemon --config-file="$dir/bus.conf" --nofork --nopidfile >"$dir/dbus-daemon.log" 2>&1 &
 	BUS_PID=$!
 	BUS_ADDRESS=unix:path=$dir/system_bus_socket

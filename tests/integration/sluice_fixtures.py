@@ -531,38 +531,8 @@ def install_tree(builddir: Path, srcdir: Path, destdir: Path, timeout: float = 6
 
 # --- D-Bus ------------------------------------------------------------------------
 
-BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<!-- A private bus configured like Debian's system bus (system.conf), without
-     service activation, syslog or the host's system.d: only sluice's policy. -->
-<busconfig>
-  <type>system</type>
-  <auth>EXTERNAL</auth>
-  <listen>unix:path={socket}</listen>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"
-          send_member="UpdateActivationEnvironment"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
-  </policy>
-  <policy user="root">
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
-  </policy>
-  <include>{policy}</include>
-</busconfig>
-"""
+# The private bus's configuration, shared with scripts/demo.
+BUS_CONFIG_TEMPLATE = Path(__file__).resolve().parents[1] / "dbus-system-test.conf.in"
 
 
 class Bus:
@@ -580,7 +550,8 @@ class Bus:
         self.proc: Optional[subprocess.Popen] = None
 
     def start(self, timeout: float = 20) -> "Bus":
-        self.config.write_text(BUS_CONFIG.format(socket=self.socket, policy=self.policy))
+        self.config.write_text(BUS_CONFIG_TEMPLATE.read_text().replace("@SOCKET@", str(self.socket))
+                               .replace("@POLICY@", str(self.policy)))
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(["dbus-daemon", "--config-file", str(self.config), "--nofork",
                                       "--nopidfile", "--print-address=1"],
