@@ -357,37 +357,54 @@ static uint32_t max_message(const struct pgconn *c)
 	return c->agent->pol->p->agent.max_message_size;
 }
 
+/* Pass what streams (p->stream_left), then find the next message header at
+ * p->scan. 1: *type and *total (header included) are set; 0: stop for now
+ * (more bytes needed, or a bad length already reported); <0: an error. */
+static int pipe_next(struct pgconn *c, struct pg_pipe *p, const char *from, char *type,
+		     size_t *total)
+{
+	uint32_t len;
+
+	while (p->stream_left > 0 && p->scan < p->b.len) {
+		size_t take = (size_t)MIN(p->stream_left, (uint64_t)(p->b.len - p->scan));
+		if (p->stream_drop)
+			pipe_cut(p, p->scan, take);
+		else
+			p->scan += take;
+		p->stream_left -= take;
+	}
+	if (p->stream_left > 0)
+		return 0;
+	if (p->b.len - p->scan < PG_HEADER)
+		return MIN(pipe_room(p, PG_HEADER), 0);
+	len = get_u32(p->b.data + p->scan + 1);
+	if (len < 4) {
+		pg_protocol_violation(c, from, "a message with an invalid length");
+		return 0;
+	}
+	*type = (char)p->b.data[p->scan];
+	*total = (size_t)len + 1;
+	return 1;
+}
+
 /* Examine client bytes in PGS_READY / PGS_LINGER. */
 static int scan_client(struct pgconn *c)
 {
 	struct pg_pipe *p = &c->c2s;
 
 	while (p->scan < p->b.len && (c->state == PGS_READY || c->state == PGS_LINGER)) {
-		size_t avail = p->b.len - p->scan, total;
+		size_t avail, total;
 		const uint8_t *m;
 		uint32_t len;
 		char type;
 		enum pg_action act;
+		int r = pipe_next(c, p, "the client", &type, &total);
 
-		if (p->stream_left > 0) {
-			size_t take = (size_t)MIN(p->stream_left, (uint64_t)avail);
-			if (p->stream_drop)
-				pipe_cut(p, p->scan, take);
-			else
-				p->scan += take;
-			p->stream_left -= take;
-			continue;
-		}
-		if (avail < PG_HEADER)
-			return pipe_room(p, PG_HEADER);
+		if (r <= 0)
+			return r;
+		avail = p->b.len - p->scan;
 		m = p->b.data + p->scan;
-		type = (char)m[0];
-		len = get_u32(m + 1);
-		if (len < 4) {
-			pg_protocol_violation(c, "the client", "a message with an invalid length");
-			return 0;
-		}
-		total = (size_t)len + 1;
+		len = (uint32_t)(total - 1);
 		if (c->state == PGS_LINGER) {
 			if (avail < total && total <= max_message(c))
 				return pipe_room(p, total - avail);
@@ -438,7 +455,7 @@ static int scan_server(struct pgconn *c)
 	struct pg_pipe *p = &c->s2c;
 
 	while (p->scan < p->b.len) {
-		size_t avail = p->b.len - p->scan, total;
+		size_t avail, total;
 		const uint8_t *m;
 		uint32_t len;
 		char type;
@@ -447,22 +464,11 @@ static int scan_server(struct pgconn *c)
 
 		if (c->state != PGS_READY && c->state != PGS_UPSTREAM)
 			return 0;
-		if (p->stream_left > 0) {
-			size_t take = (size_t)MIN(p->stream_left, (uint64_t)avail);
-			p->scan += take;
-			p->stream_left -= take;
-			continue;
-		}
-		if (avail < PG_HEADER)
-			return pipe_room(p, PG_HEADER);
+		if ((r = pipe_next(c, p, "the server", &type, &total)) <= 0)
+			return r;
+		avail = p->b.len - p->scan;
 		m = p->b.data + p->scan;
-		type = (char)m[0];
-		len = get_u32(m + 1);
-		if (len < 4) {
-			pg_protocol_violation(c, "the server", "a message with an invalid length");
-			return 0;
-		}
-		total = (size_t)len + 1;
+		len = (uint32_t)(total - 1);
 		if (c->state == PGS_READY && (type == 'D' || type == 'd')) {
 			act = pg_track_server(c, type, NULL, 0);
 			if (act == PG_CLOSE)
