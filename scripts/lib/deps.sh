@@ -14,7 +14,7 @@ SLUICE_DEB_PACKAGES=(
 	dbus dbus-daemon dbus-bin
 	# integration tests
 	python3 python3-pytest python3-pytest-timeout python3-psycopg
-	python3-psycopg2 python3-dbus python3-gi
+	python3-psycopg2 python3-dbus python3-gi python3-cryptography
 	libpam-wrapper libnss-wrapper libuid-wrapper pamtester
 	# tools the tests and scripts call
 	sqlite3 openssl procps util-linux passwd ca-certificates shellcheck
