@@ -15,6 +15,7 @@ Fixtures, from the bottom up (details in each docstring):
     accounts        the test accounts (sluice, sluicet-a, sluicet-b, sluicet-pg)
     sandbox         the session's temporary directory
     pg, pg_tls      throwaway PostgreSQL 15 clusters (plain TCP / TLS only)
+    test_ca, idp    a throwaway CA; a real OIDC provider (oidc-provider, HTTPS)
     installed       `make install DESTDIR=...` of the build
     bus             a private system-like dbus-daemon with sluice's policy
     agent_factory   write a sluice.conf and start sluiced (function scope)
@@ -38,6 +39,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sluice_fixtures as sf  # noqa: E402
+import idp as idp_mod  # noqa: E402
 from sluice_fixtures import (  # noqa: E402,F401  (re-exported for tests)
     AGENT_USER, BUS_NAME, CONNECTION_NAME, PG_USER, SAMPLE_CUSTOMERS, SAMPLE_DB, SAMPLE_ORDERS,
     SERVICE_A, SERVICE_B, Agent, AgentStartError, Result,
@@ -131,6 +133,36 @@ def test_ca(sandbox) -> sf.TestCA:
     """A throwaway CA (openssl CLI): test_ca.cert is the file to trust;
     test_ca.issue_server(name, dns=..., ips=...) returns (cert, key)."""
     return sf.TestCA(sandbox / "ca")
+
+
+@pytest.fixture(scope="session")
+def idp(sandbox, test_ca) -> idp_mod.IdP:
+    """A real OIDC provider (tests/node/idp.mjs: oidc-provider 8.x) for the
+    session at idp.issuer = https://localhost:PORT, TLS from test_ca, with
+    the clients of idp.TEST_CLIENTS: "sluicet-a" (groups data-readers,
+    orders-team; RS256), "sluicet-b" (data-readers; ES256), "sluicet-short"
+    (RS256, tokens live 8 s), "sluicet-es" (ES256); tokens live 300 s.
+
+    idp.token("sluicet-a")   a real access token: typ at+jwt, sub = the
+                             client_id, aud idp.audience ("urn:sluice"),
+                             iss, groups, iat, exp, jti, client_id
+    idp.oidc_keys()          the keys of a sluice.conf [oidc] section
+    idp.rotate_keys(keep_old=True|False)   new signing keys, no downtime
+    with idp.down(): ...     the IdP stopped for the block (same issuer after)
+    idp.claims(), idp.forge(), idp.tamper(), idp.public_pem()   attack tokens
+    (all in tests/integration/idp.py). Skips when Node or tests/node's
+    node_modules is missing (scripts/check installs both)."""
+    why = idp_mod.unavailable()
+    if why:
+        pytest.skip(why)
+    p = idp_mod.IdP(sandbox / "idp", test_ca, clients=idp_mod.TEST_CLIENTS)
+    try:
+        p.start()
+    except Exception:
+        p.stop()
+        raise
+    yield p
+    p.stop()
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ the test's own, with an HMAC secret, or not at all.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -60,6 +61,15 @@ ALGORITHMS = ("RS256", "ES256")
 DEFAULT_AUDIENCE = "urn:sluice"
 DEFAULT_TTL = 300
 _KTY = {"RS256": "RSA", "ES256": "EC"}
+
+# The clients of the session's IdP (conftest's `idp` fixture): each client_id
+# is also the name of the local account its tokens are for.
+TEST_CLIENTS = (
+    {"client_id": "sluicet-a", "groups": ["data-readers", "orders-team"], "alg": "RS256"},
+    {"client_id": "sluicet-b", "groups": ["data-readers"], "alg": "ES256"},
+    {"client_id": "sluicet-short", "groups": ["data-readers"], "alg": "RS256", "ttl": 8},
+    {"client_id": "sluicet-es", "groups": ["data-readers"], "alg": "ES256"},
+)
 
 
 def node_binary() -> Optional[str]:
@@ -241,6 +251,7 @@ class IdP:
         groups_claim="groups", issuer_host="localhost")
 
     start() / stop() / restart()   the process (restart keeps port and keys)
+    with idp.down(): ...           stopped inside the block, started after
     running()                      is it up
     issuer, port, ca_file, audience, groups_claim, jwks_uri, token_endpoint
     token(client_id, resource=None) -> str       a real access token
@@ -380,6 +391,16 @@ class IdP:
         """Stop and start again: same port, issuer, keys and clients."""
         self.stop()
         return self.start(timeout=timeout)
+
+    @contextlib.contextmanager
+    def down(self):
+        """with idp.down(): ...   the IdP is stopped inside, started again
+        (same issuer and keys) after, even when the block raises."""
+        self.stop()
+        try:
+            yield self
+        finally:
+            self.start()
 
     # --- HTTP ------------------------------------------------------------------
 
