@@ -252,7 +252,7 @@ class IdP:
 
     start() / stop() / restart()   the process (restart keeps port and keys)
     with idp.down(): ...           stopped inside the block, started after
-    running()                      is it up
+    running(), pid                 is it up, its process id
     issuer, port, ca_file, audience, groups_claim, jwks_uri, token_endpoint
     token(client_id, resource=None) -> str       a real access token
     token_response(client_id, ...) -> dict       the whole JSON answer
@@ -264,6 +264,7 @@ class IdP:
     rotate_keys(keep_old=True) -> kids           new signing keys, live
     private_jwk(alg), public_pem(alg), retired   keys for forging
     claims(client_id, **over), forge(...), tamper(...)   attack tokens
+    verify(token) -> claims                      a relying party's check
     log()                                        the provider's stderr
     """
 
@@ -330,6 +331,12 @@ class IdP:
 
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> Optional[int]:
+        """The provider's process id while it runs (only its own process:
+        signal it through stop()/rotate_keys(), never by name)."""
+        return self._proc.pid if self.running() else None
 
     def start(self, timeout: float = 30) -> "IdP":
         if self.running():

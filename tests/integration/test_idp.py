@@ -108,13 +108,13 @@ def test_oidc_keys(idp):
 
 def test_rotation_is_live_and_changes_kids(own_idp):
     p = own_idp
-    pid = p._proc.pid
+    pid = p.pid
     old_kids = p.kids
     old_rs, old_es = p.token("rot-rs"), p.token("rot-es")
 
     new_kids = p.rotate_keys(keep_old=True)
     assert set(new_kids.values()).isdisjoint(old_kids.values())
-    assert p._proc.pid == pid, "rotation restarted the provider"
+    assert p.pid == pid, "rotation restarted the provider"
     served = {k["kid"] for k in p.served_jwks()["keys"]}
     assert served == set(old_kids.values()) | set(new_kids.values())
     assert decode(p.token("rot-rs"))[0]["kid"] == new_kids["RS256"]
