@@ -10,3 +10,4 @@ common_libsluice_common_la_LIBADD = $(OPENSSL_LIBS) $(DBUS_LIBS)
 # Fragments owned by the parts that add to the common library.
 include common/auditdb.mk
 include common/dbusc.mk
+include common/oidc.mk

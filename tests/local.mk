@@ -10,6 +10,7 @@ include tests/unit/audit.mk
 include tests/unit/agent.mk
 include tests/unit/pgauth.mk
 include tests/unit/ctl.mk
+include tests/unit/oidc.mk
 include tests/unit/pam.mk
 endif
 EXTRA_DIST += tests/integration tests/unit/configs tests/dbus-system-test.conf.in
