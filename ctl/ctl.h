@@ -92,6 +92,10 @@ json_t *ctl_dict_json(const struct dbusc_dict *d, const char *const *null_if_emp
 /* A grant as JSON (the keys of org.sluice.Agent1.xml, snake_case; schema,
  * reason and end_reason are null when empty). */
 json_t *ctl_grant_json(const struct dbusc_dict *g);
+/* A session as JSON (id, state, end_reason, user, uid, subject, issuer,
+ * groups, created_at, expires_at, grants always present; end_reason null
+ * when empty). (ctl/session.c) */
+json_t *ctl_session_json(const struct dbusc_dict *s);
 /* GetStatus as JSON, plus uptime_seconds. */
 json_t *ctl_status_json(const struct dbusc_dict *s, int64_t now);
 /* A JSON string for s (null for NULL); bytes that are not UTF-8 become
@@ -132,6 +136,11 @@ int cmd_grants(struct ctl *ctl, int argc, char **argv);
 int cmd_revoke(struct ctl *ctl, int argc, char **argv);
 int cmd_audit(struct ctl *ctl, int argc, char **argv);   /* audit | audit verify */
 int cmd_policy(struct ctl *ctl, int argc, char **argv);  /* policy check */
+int cmd_login(struct ctl *ctl, int argc, char **argv);
+int cmd_logout(struct ctl *ctl, int argc, char **argv);
+int cmd_sessions(struct ctl *ctl, int argc, char **argv);
+int cmd_session(struct ctl *ctl, int argc, char **argv); /* session close | session show */
+int cmd_exec(struct ctl *ctl, int argc, char **argv);
 
 /* Parse a command's arguments: its options (a table ending in { NULL }),
  * plus --json, --config FILE and --help, which every command accepts and

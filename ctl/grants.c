@@ -116,12 +116,14 @@ static void print_grant_details(const struct dbusc_dict *g)
 static int grant_request(struct ctl *ctl, int argc, char **argv)
 {
 	static const char usage[] =
-		"sluicectl grant request CONNECTION [--ttl DURATION] [--schema SCHEMA] [--reason TEXT]";
-	const char *ttl_s = NULL, *schema = "", *reason = "";
+		"sluicectl grant request CONNECTION [--ttl DURATION] [--schema SCHEMA] [--reason TEXT]\n"
+		"                               [--session ID]";
+	const char *ttl_s = NULL, *schema = "", *reason = "", *session = NULL;
 	const struct ctl_opt opts[] = {
 		{ "ttl", true, &ttl_s, NULL },
 		{ "schema", true, &schema, NULL },
 		{ "reason", true, &reason, NULL },
+		{ "session", true, &session, NULL },
 		{ NULL, false, NULL, NULL },
 	};
 	char *pos[1];
@@ -147,11 +149,20 @@ static int grant_request(struct ctl *ctl, int argc, char **argv)
 	}
 	if (strlen(reason) > 1024)
 		return ctl_usage_error("--reason is longer than 1024 bytes");
+	/* The session the grant hangs off: --session, else the one `exec`
+	 * or the caller exported, else "" (the agent takes the caller's
+	 * newest live session). */
+	if (session && !*session)
+		return ctl_usage_error("--session needs a session id");
+	if (!session)
+		session = getenv("SLUICE_SESSION");
+	if (!session)
+		session = "";
 
 	ttl64 = ttl;
 	r = ctl_call("RequestGrant", &reply, DBUS_TYPE_STRING, &conn, DBUS_TYPE_UINT64,
 		     &ttl64, DBUS_TYPE_STRING, &schema, DBUS_TYPE_STRING, &reason,
-		     DBUS_TYPE_INVALID);
+		     DBUS_TYPE_STRING, &session, DBUS_TYPE_INVALID);
 	if (r != 0)
 		return r;
 	r = dbusc_reply_dict(reply, &g);
@@ -220,6 +231,7 @@ int cmd_grant(struct ctl *ctl, int argc, char **argv)
 		return grant_show(ctl, argc - 1, argv + 1);
 	if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
 		printf("Usage: sluicectl grant request CONNECTION [--ttl DURATION] [--schema SCHEMA] [--reason TEXT]\n"
+		       "                               [--session ID]\n"
 		       "       sluicectl grant show ID\n");
 		return CTL_OK;
 	}

@@ -15,7 +15,12 @@ ctl_sluicectl_SOURCES = \
 	ctl/status.c \
 	ctl/audit.c \
 	ctl/policy_check.c \
+	ctl/session.c \
+	ctl/exec.c \
+	ctl/token.h \
+	ctl/token.c \
 	$(CTL_HELPER_SOURCES)
-ctl_sluicectl_CFLAGS = $(AM_CFLAGS) $(DBUS_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS) $(OPENSSL_CFLAGS)
+ctl_sluicectl_CFLAGS = $(AM_CFLAGS) $(DBUS_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS) $(OPENSSL_CFLAGS) \
+	$(PAM_CFLAGS)
 ctl_sluicectl_LDADD = policy/libsluice-policy.la common/libsluice-common.la \
-	$(DBUS_LIBS) $(JANSSON_LIBS) $(SQLITE_LIBS) $(OPENSSL_LIBS)
+	$(DBUS_LIBS) $(JANSSON_LIBS) $(SQLITE_LIBS) $(OPENSSL_LIBS) $(PAM_LIBS)

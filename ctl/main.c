@@ -13,9 +13,24 @@
 static const char usage_text[] =
 	"Usage: sluicectl [--config FILE] [--json] COMMAND [ARGS...]\n"
 	"\n"
+	"Sessions (a verified OIDC token for your account):\n"
+	"  exec [--token-file FILE|-] --connection CONNECTION [--ttl DURATION]\n"
+	"       [--schema SCHEMA] [--reason TEXT] -- COMMAND [ARG...]\n"
+	"                        run COMMAND in a session and a grant (PGHOST, PGPORT,\n"
+	"                        PGDATABASE, SLUICE_SESSION, SLUICE_GRANT set); both end\n"
+	"                        when it exits\n"
+	"  login [--token-file FILE|-]\n"
+	"                        open a session (token file: $SLUICE_TOKEN_FILE by default)\n"
+	"  logout [ID]           close a session (default: $SLUICE_SESSION, else your only one)\n"
+	"  sessions [--all]      list your sessions (--all: every session; admins only)\n"
+	"  session show ID       show one session\n"
+	"  session close ID      end a session and its grants\n"
+	"\n"
 	"Grants:\n"
 	"  grant request CONNECTION [--ttl DURATION] [--schema SCHEMA] [--reason TEXT]\n"
-	"                        ask sluiced for a time-boxed grant on CONNECTION\n"
+	"                [--session ID]\n"
+	"                        ask sluiced for a time-boxed grant on CONNECTION in a\n"
+	"                        session ($SLUICE_SESSION, else your newest)\n"
 	"  grants [--all]        list your grants (--all: every grant; admins only)\n"
 	"  grant show ID         show one grant\n"
 	"  revoke ID             end a grant now\n"
@@ -111,6 +126,11 @@ static const struct {
 	int (*run)(struct ctl *ctl, int argc, char **argv);
 } commands[] = {
 	{ "status", cmd_status },
+	{ "exec", cmd_exec },
+	{ "login", cmd_login },
+	{ "logout", cmd_logout },
+	{ "sessions", cmd_sessions },
+	{ "session", cmd_session },
 	{ "grant", cmd_grant },
 	{ "grants", cmd_grants },
 	{ "revoke", cmd_revoke },

@@ -31,8 +31,7 @@ import pytest
 
 NO_BUS = "unix:path=/nonexistent/sluice-ctl-test/bus"
 UNREACHABLE = "sluicectl: sluiced is not running or not reachable on the system bus ("
-LATER_COMMANDS = ["login", "logout", "exec", "sessions", "session", "approvals", "approve",
-                  "deny", "replay"]
+LATER_COMMANDS = ["approvals", "approve", "deny", "replay"]
 
 
 @pytest.fixture(scope="module")
@@ -578,9 +577,9 @@ def flag(name):
 
 
 class Agent(dbus.service.Object):
-    @dbus.service.method(IFACE, in_signature="stss", out_signature="a{sv}")
-    def RequestGrant(self, connection, ttl, schema, reason):
-        log("RequestGrant", str(connection), int(ttl), str(schema), str(reason))
+    @dbus.service.method(IFACE, in_signature="stsss", out_signature="a{sv}")
+    def RequestGrant(self, connection, ttl, schema, reason, session):
+        log("RequestGrant", str(connection), int(ttl), str(schema), str(reason), str(session))
         if connection == "secret-pg":
             raise Error("Denied", "mcp-orders may not use connection secret-pg")
         return grant("g-new", connection, int(ttl) or 600, schema, reason)
@@ -769,7 +768,7 @@ def test_grant_request(ctl, fake):
     r = run(ctl, "grant", "request", "orders-pg", "--ttl", "10m", "--schema", "ops",
             "--reason", "nightly report", env=fake.env())
     assert r.rc == 0, r
-    assert fake.calls()[-1] == ["RequestGrant", "orders-pg", 600, "ops", "nightly report"]
+    assert fake.calls()[-1] == ["RequestGrant", "orders-pg", 600, "ops", "nightly report", ""]
     lines = r.out.splitlines()
     assert lines[0].startswith("grant g-new active until 2026-11-23 09:30:39 ("), r
     assert lines[1] == "socket:  /run/sluice/grants/g-new/.s.PGSQL.5432"
@@ -778,13 +777,23 @@ def test_grant_request(ctl, fake):
     # no --ttl: 0, the policy's default
     r = run(ctl, "--json", "grant", "request", "orders-pg", env=fake.env())
     assert r.rc == 0, r
-    assert fake.calls()[-1] == ["RequestGrant", "orders-pg", 0, "", ""]
+    assert fake.calls()[-1] == ["RequestGrant", "orders-pg", 0, "", "", ""]
     g = json.loads(r.out)
     for key in ("id", "state", "user", "uid", "connection", "socket_dir", "socket", "dbname",
                 "created_at", "expires_at", "schema", "reason", "connections", "end_reason"):
         assert key in g, key
     assert (g["id"], g["uid"], g["schema"], g["reason"], g["end_reason"]) == ("g-new", 61001, None, None, None)
     assert (g["created_at"], g["expires_at"]) == ("2026-11-23T09:20:39Z", "2026-11-23T09:30:39Z")
+
+
+def test_grant_request_names_the_session(ctl, fake):
+    # --session, else $SLUICE_SESSION (set by `sluicectl exec`), else "" (the newest)
+    r = run(ctl, "grant", "request", "orders-pg", "--session", "s-opt", env={**fake.env(), "SLUICE_SESSION": "s-env"})
+    assert r.rc == 0 and fake.calls()[-1][-1] == "s-opt", r
+    r = run(ctl, "grant", "request", "orders-pg", env={**fake.env(), "SLUICE_SESSION": "s-env"})
+    assert r.rc == 0 and fake.calls()[-1][-1] == "s-env", r
+    r = run(ctl, "grant", "request", "orders-pg", "--session", "", env=fake.env())
+    assert r.rc == 2 and "--session needs a session id" in r.err, r
 
 
 def test_grant_request_denied(ctl, fake):

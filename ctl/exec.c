@@ -1,0 +1,804 @@
+/* sluicectl exec: run a command inside a sluice session and grant.
+ *
+ *   PAM "sluice" (auth, account, open_session: pam_sluice opens the agent
+ *   session and sets SLUICE_SESSION) -> RequestGrant on that session ->
+ *   fork + exec CMD with SLUICE_SESSION, SLUICE_GRANT, PGHOST, PGPORT,
+ *   PGDATABASE -> forward signals, refresh the session when the token file
+ *   is rotated -> CMD exits -> RevokeGrant, pam_close_session (closes the
+ *   agent session), pam_end -> exit with CMD's status.
+ *
+ * Nothing is written to standard output: it belongs to CMD (an MCP server
+ * speaks its protocol there). The token is never printed; it is wiped as
+ * soon as PAM holds it. */
+#include "config.h"
+#include "ctl/ctl.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <security/pam_appl.h>
+
+#include "common/dbusc.h"
+#include "common/duration.h"
+#include "ctl/token.h"
+
+#define SLUICE_PAM_SERVICE "sluice"
+#define US 1000000LL
+/* How often the token file is read even without a change notification
+ * (inotify misses changes on some file systems and behind symlinks into
+ * other directories). Closer to the session's end it is read more often. */
+#define CHECK_INTERVAL_US (30 * US)
+#define CHECK_MIN_US (1 * US)
+/* Changes are read once the directory has been quiet this long, so a
+ * writer that creates, then writes, is read after it is done. */
+#define SETTLE_US (200 * 1000LL)
+/* Bound on a call made while CMD runs (signals wait meanwhile). */
+#define LOOP_CALL_TIMEOUT_MS 10000
+
+static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+
+struct exec_ctx {
+	const char *token_path; /* a file, or "-" */
+	bool rotate;            /* watch the token file */
+	char **cmd;
+	char user[256];
+
+	char *token;            /* until PAM holds it */
+	size_t token_len;
+	unsigned char digest[CTL_TOKEN_DIGEST_LEN];
+
+	pam_handle_t *pam;
+	int pam_status;         /* the last PAM result, for pam_end */
+	bool session_open;
+	bool session_ended;     /* sluiced ended it (expiry, rejected refresh) */
+	char *session_id;
+	int64_t expires_us;     /* wall clock; 0 = unknown */
+	int64_t lifetime_us;    /* from the last open/refresh to expires_us */
+
+	char *grant_id;
+
+	sigset_t old_mask;
+	struct sigaction old_pipe;
+	int sfd;
+
+	int ifd;                /* inotify on the token file's directory */
+	int64_t settle_at;      /* mono: read the file then (0 = no change seen) */
+	int64_t next_check;     /* mono: periodic read */
+	int last_read_error;    /* reported once per kind */
+	bool warned_stale, reported_expiry;
+
+	pid_t child;
+};
+
+/* ---- messages ---- */
+
+static void print_agent_error(const char *what, struct dbusc_error *err)
+{
+	char *m = ctl_sanitize(err->message ? err->message : "D-Bus call failed", false);
+
+	if (what)
+		ctl_err("%s: %s", what, m ? m : "D-Bus call failed");
+	else
+		ctl_err("%s", m ? m : "D-Bus call failed");
+	free(m);
+}
+
+static const char *signal_name(int sig)
+{
+	const char *s = sigabbrev_np(sig);
+
+	return s ? s : "?";
+}
+
+/* ---- calls to sluiced, keeping the error for the caller to classify ---- */
+
+static int agent_call(int timeout_ms, const char *method, DBusMessage **reply,
+		      struct dbusc_error *err, int first_arg_type, ...)
+{
+	struct dbusc *bus = NULL;
+	va_list args;
+	int r = dbusc_open_system(timeout_ms, &bus, err);
+
+	if (r < 0)
+		return r;
+	va_start(args, first_arg_type);
+	r = dbusc_call_valist(bus, method, reply, err, first_arg_type, args);
+	va_end(args);
+	dbusc_close(bus);
+	return r;
+}
+
+static bool agent_error_is(const struct dbusc_error *err, const char *name)
+{
+	const char *n = dbusc_error_agent_name(err);
+
+	return n && strcmp(n, name) == 0;
+}
+
+/* ---- PAM ---- */
+
+/* Non-interactive: a hidden prompt (a module asking for the token) gets the
+ * token, a visible one cannot be answered, messages go to stderr. */
+static int conversation(int n, const struct pam_message **msg, struct pam_response **resp,
+			void *data)
+{
+	struct exec_ctx *x = data;
+	struct pam_response *out;
+
+	if (n <= 0 || n > PAM_MAX_NUM_MSG)
+		return PAM_CONV_ERR;
+	out = calloc((size_t)n, sizeof(*out));
+	if (!out)
+		return PAM_BUF_ERR;
+	for (int i = 0; i < n; i++) {
+		switch (msg[i]->msg_style) {
+		case PAM_PROMPT_ECHO_OFF:
+			if (!x->token || !(out[i].resp = strdup(x->token)))
+				goto fail;
+			break;
+		case PAM_ERROR_MSG:
+		case PAM_TEXT_INFO: {
+			char *m = ctl_sanitize(msg[i]->msg ? msg[i]->msg : "", false);
+
+			ctl_err("%s", m ? m : "(a PAM message)");
+			free(m);
+			break;
+		}
+		default: /* PAM_PROMPT_ECHO_ON and anything else: nobody to ask */
+			goto fail;
+		}
+	}
+	*resp = out;
+	return PAM_SUCCESS;
+fail:
+	for (int i = 0; i < n; i++)
+		secret_free_str(out[i].resp);
+	free(out);
+	return PAM_CONV_ERR;
+}
+
+static int pam_failed(struct exec_ctx *x, const char *step, int r)
+{
+	x->pam_status = r;
+	ctl_err("PAM service \"" SLUICE_PAM_SERVICE "\" %s %s: %s", step, x->user, pam_strerror(x->pam, r));
+	return CTL_FAILED;
+}
+
+/* auth, account, open_session; SLUICE_SESSION from the PAM environment. */
+static int pam_begin(struct exec_ctx *x)
+{
+	struct pam_conv conv = { conversation, x };
+	const char *sid;
+	int r;
+
+	r = pam_start(SLUICE_PAM_SERVICE, x->user, &conv, &x->pam);
+	if (r != PAM_SUCCESS) {
+		ctl_err("cannot start PAM for service \"" SLUICE_PAM_SERVICE "\": %s", pam_strerror(x->pam, r));
+		x->pam = NULL;
+		return CTL_FAILED;
+	}
+	x->pam_status = PAM_SUCCESS;
+	/* Linux-PAM keeps PAM_AUTHTOK for modules (PAM_BAD_ITEM from an
+	 * application); there pam_sluice asks through the conversation, which
+	 * answers with the whole token (no 512-byte cap here). Other PAM
+	 * implementations take it, for use_first_pass. */
+	r = pam_set_item(x->pam, PAM_AUTHTOK, x->token);
+	if (r != PAM_SUCCESS && r != PAM_BAD_ITEM)
+		return pam_failed(x, "could not take the token for", r);
+	r = pam_authenticate(x->pam, PAM_DISALLOW_NULL_AUTHTOK);
+	if (r != PAM_SUCCESS)
+		return pam_failed(x, "refused authentication of", r);
+	r = pam_acct_mgmt(x->pam, PAM_DISALLOW_NULL_AUTHTOK);
+	if (r != PAM_SUCCESS)
+		return pam_failed(x, "refused the account", r);
+	r = pam_open_session(x->pam, 0);
+	if (r != PAM_SUCCESS)
+		return pam_failed(x, "could not open a session for", r);
+	x->session_open = true;
+	sid = pam_getenv(x->pam, "SLUICE_SESSION");
+	if (!sid || !*sid) {
+		ctl_err("the sluice PAM stack opened no session (is pam_sluice.so in /etc/pam.d/" SLUICE_PAM_SERVICE "?)");
+		return CTL_FAILED;
+	}
+	if (!name_is_safe(sid, 128)) {
+		ctl_err("the sluice PAM stack set SLUICE_SESSION to something that is not a session id");
+		return CTL_FAILED;
+	}
+	x->session_id = strdup(sid);
+	if (!x->session_id) {
+		ctl_err("out of memory");
+		return CTL_FAILED;
+	}
+	return 0;
+}
+
+/* Undo whatever was opened: the grant, the PAM session (pam_sluice closes
+ * the agent session), the PAM handle. Quiet about what already ended. */
+static void finish(struct exec_ctx *x)
+{
+	if (x->grant_id && !x->session_ended) {
+		struct dbusc_error err = { 0 };
+		DBusMessage *reply = NULL;
+		const char *id = x->grant_id;
+
+		if (agent_call(LOOP_CALL_TIMEOUT_MS, "RevokeGrant", &reply, &err, DBUS_TYPE_STRING, &id,
+			       DBUS_TYPE_INVALID) == 0)
+			dbus_message_unref(reply);
+		else if (!agent_error_is(&err, "NotFound"))
+			print_agent_error("cannot revoke the grant", &err);
+		dbusc_error_clear(&err);
+	}
+	free(x->grant_id);
+	x->grant_id = NULL;
+	if (x->pam) {
+		if (x->session_open) {
+			int r = pam_close_session(x->pam, 0);
+
+			if (r != PAM_SUCCESS && !x->session_ended)
+				ctl_err("PAM service \"" SLUICE_PAM_SERVICE "\" could not close the session of %s: %s",
+					x->user, pam_strerror(x->pam, r));
+			x->session_open = false;
+		}
+		pam_end(x->pam, x->pam_status);
+		x->pam = NULL;
+	}
+	free(x->session_id);
+	x->session_id = NULL;
+}
+
+/* ---- the grant and CMD's environment ---- */
+
+static int request_grant(struct exec_ctx *x, const char *conn, uint64_t ttl, const char *schema,
+			 const char *reason, struct dbusc_dict *g)
+{
+	DBusMessage *reply = NULL;
+	dbus_uint64_t ttl64 = ttl;
+	const char *sid = x->session_id, *id;
+	int r;
+
+	r = ctl_call("RequestGrant", &reply, DBUS_TYPE_STRING, &conn, DBUS_TYPE_UINT64, &ttl64,
+		     DBUS_TYPE_STRING, &schema, DBUS_TYPE_STRING, &reason, DBUS_TYPE_STRING, &sid,
+		     DBUS_TYPE_INVALID);
+	if (r != 0)
+		return r;
+	r = dbusc_reply_dict(reply, g);
+	dbus_message_unref(reply);
+	if (r < 0)
+		return ctl_bad_reply("RequestGrant", r);
+	id = dbusc_dict_str(g, "id");
+	if (!id || !*id || !(x->grant_id = strdup(id)))
+		return ctl_bad_reply("RequestGrant", id ? -ENOMEM : -EBADMSG);
+	return 0;
+}
+
+/* The session's expiry, to know when to look for a rotated token. */
+static void fetch_session_expiry(struct exec_ctx *x)
+{
+	struct dbusc_error err = { 0 };
+	struct dbusc_dict s = { 0 };
+	DBusMessage *reply = NULL;
+	const char *sid = x->session_id;
+	int64_t exp;
+
+	if (agent_call(LOOP_CALL_TIMEOUT_MS, "GetSession", &reply, &err, DBUS_TYPE_STRING, &sid,
+		       DBUS_TYPE_INVALID) < 0) {
+		dbusc_error_clear(&err); /* the periodic check still runs */
+		return;
+	}
+	if (dbusc_reply_dict(reply, &s) == 0 && dbusc_dict_int(&s, "expires_at", &exp) == 0 && exp > 0) {
+		x->expires_us = exp;
+		x->lifetime_us = exp - now_us();
+	}
+	dbusc_dict_clear(&s);
+	dbus_message_unref(reply);
+}
+
+static bool env_is(const char *entry, const char *name)
+{
+	size_t n = strlen(name);
+
+	return strncmp(entry, name, n) == 0 && entry[n] == '=';
+}
+
+/* Set by exec, or able to send a libpq client somewhere else than the
+ * grant's socket (PGHOSTADDR wins over PGHOST; a service file names its
+ * own host). */
+static const char *const replaced[] = { "SLUICE_SESSION", "SLUICE_GRANT", "PGHOST", "PGPORT",
+					"PGDATABASE", "PGHOSTADDR", "PGSERVICE", NULL };
+
+static bool env_replaced(const char *entry, char **pam_env)
+{
+	for (const char *const *r = replaced; *r; r++)
+		if (env_is(entry, *r))
+			return true;
+	for (char **p = pam_env; p && *p; p++) {
+		const char *eq = strchr(*p, '=');
+
+		if (eq && strncmp(entry, *p, (size_t)(eq - *p) + 1) == 0)
+			return true;
+	}
+	return false;
+}
+
+static char *env_pair(const char *name, const char *value)
+{
+	size_t n = strlen(name) + strlen(value) + 2;
+	char *s = malloc(n);
+
+	if (s)
+		snprintf(s, n, "%s=%s", name, value);
+	return s;
+}
+
+/* ".../.s.PGSQL.5432" -> "5432" */
+static void socket_port(const char *socket, char *buf, size_t n)
+{
+	const char *p = socket ? strstr(socket, ".s.PGSQL.") : NULL;
+	uint64_t port;
+
+	snprintf(buf, n, "5432");
+	if (p && parse_u64(p + 9, 1, 65535, &port) == 0)
+		snprintf(buf, n, "%u", (unsigned)port);
+}
+
+/* environ without what exec sets, then the PAM environment, then ours.
+ * ours[] (malloc'd) is filled for the caller to free. */
+static char **build_env(const struct exec_ctx *x, const struct dbusc_dict *g, char **pam_env,
+			char *ours[6])
+{
+	size_t n = 0, cap = 6 + 1, k = 0;
+	const char *proto = dbusc_dict_str(g, "protocol");
+	const char *dir = dbusc_dict_str(g, "socket_dir"), *db = dbusc_dict_str(g, "dbname");
+	char port[8];
+	char **env;
+
+	for (char **e = environ; *e; e++)
+		cap++;
+	for (char **p = pam_env; p && *p; p++)
+		cap++;
+	env = calloc(cap, sizeof(*env));
+	if (!env)
+		return NULL;
+	for (char **e = environ; *e; e++)
+		if (!env_replaced(*e, pam_env))
+			env[n++] = *e;
+	for (char **p = pam_env; p && *p; p++)
+		if (!env_replaced(*p, NULL) && strchr(*p, '='))
+			env[n++] = *p;
+	ours[k++] = env_pair("SLUICE_SESSION", x->session_id);
+	ours[k++] = env_pair("SLUICE_GRANT", x->grant_id);
+	if ((!proto || strcmp(proto, "postgres") == 0) && dir && *dir) {
+		socket_port(dbusc_dict_str(g, "socket"), port, sizeof(port));
+		ours[k++] = env_pair("PGHOST", dir);
+		ours[k++] = env_pair("PGPORT", port);
+		if (db && *db)
+			ours[k++] = env_pair("PGDATABASE", db);
+	}
+	for (size_t i = 0; i < k; i++) {
+		if (!ours[i]) {
+			free(env);
+			return NULL;
+		}
+		env[n++] = ours[i];
+	}
+	env[n] = NULL;
+	return env;
+}
+
+/* ---- signals ---- */
+
+static int signals_block(struct exec_ctx *x)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+		sigaddset(&set, forwarded[i]);
+	sigaddset(&set, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &set, &x->old_mask) < 0)
+		return -errno;
+	/* libdbus may ignore SIGPIPE in this process; CMD gets the
+	 * disposition exec was started with. */
+	if (sigaction(SIGPIPE, NULL, &x->old_pipe) < 0)
+		return -errno;
+	x->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	return x->sfd < 0 ? -errno : 0;
+}
+
+/* A terminating signal that arrived before CMD started: its number, or 0. */
+static int pending_termination(struct exec_ctx *x)
+{
+	struct signalfd_siginfo si;
+	int sig = 0;
+
+	while (read(x->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		if (si.ssi_signo != SIGCHLD && !sig)
+			sig = (int)si.ssi_signo;
+	return sig;
+}
+
+/* ---- the token file ---- */
+
+static int watch_token_dir(struct exec_ctx *x)
+{
+	char dir[4096];
+	const char *slash = strrchr(x->token_path, '/');
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == x->token_path)
+		snprintf(dir, sizeof(dir), "/");
+	else if ((size_t)(slash - x->token_path) < sizeof(dir))
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - x->token_path), x->token_path);
+	else
+		return -ENAMETOOLONG;
+	x->ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (x->ifd < 0)
+		return -errno;
+	/* Kubernetes swaps a ..data symlink (IN_MOVED_TO), CI jobs rewrite the
+	 * file (IN_CLOSE_WRITE) or replace it (IN_CREATE, IN_MOVED_TO). */
+	if (inotify_add_watch(x->ifd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
+		int r = -errno;
+
+		close(x->ifd);
+		x->ifd = -1;
+		return r;
+	}
+	return 0;
+}
+
+static void drain_inotify(struct exec_ctx *x)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool any = false;
+
+	while (read(x->ifd, buf, sizeof(buf)) > 0)
+		any = true; /* any name: the file, or a ..data link above it */
+	if (any)
+		x->settle_at = mono_us() + SETTLE_US;
+}
+
+static void end_watching(struct exec_ctx *x)
+{
+	if (x->ifd >= 0)
+		close(x->ifd);
+	x->ifd = -1;
+	x->rotate = false;
+	x->settle_at = 0;
+}
+
+/* The file holds something that is not a token: the rotation failed. A
+ * token that does not verify ends the session in the agent; this one never
+ * reaches it, so exec ends the session the same way. */
+static void rotation_garbage(struct exec_ctx *x, const char *why)
+{
+	struct dbusc_error err = { 0 };
+	DBusMessage *reply = NULL;
+	const char *sid = x->session_id;
+
+	if (agent_call(LOOP_CALL_TIMEOUT_MS, "CloseSession", &reply, &err, DBUS_TYPE_STRING, &sid,
+		       DBUS_TYPE_INVALID) == 0)
+		dbus_message_unref(reply);
+	dbusc_error_clear(&err);
+	ctl_err("%s: the session %s is closed and the grant has ended; %s keeps running but its "
+		"connections fail", why, x->session_id, x->cmd[0]);
+	x->session_ended = true;
+	end_watching(x);
+}
+
+static void refresh_session(struct exec_ctx *x, const char *tok, const unsigned char *digest)
+{
+	struct dbusc_error err = { 0 };
+	DBusMessage *reply = NULL;
+	DBusError derr;
+	const char *sid = x->session_id;
+	dbus_int64_t exp = 0;
+
+	if (agent_call(LOOP_CALL_TIMEOUT_MS, "RefreshSession", &reply, &err, DBUS_TYPE_STRING, &sid,
+		       DBUS_TYPE_STRING, &tok, DBUS_TYPE_INVALID) < 0) {
+		if (agent_error_is(&err, "TokenRejected") || agent_error_is(&err, "NotFound")) {
+			char *m = ctl_sanitize(err.message ? err.message : "rejected", false);
+
+			ctl_err("the rotated token in %s did not refresh the session: %s; sluiced ended the "
+				"session %s and its grant: %s keeps running but its connections fail",
+				x->token_path, m ? m : "rejected", x->session_id, x->cmd[0]);
+			free(m);
+			x->session_ended = true;
+			end_watching(x);
+		} else {
+			/* The agent may be restarting or the IdP unreachable: keep the
+			 * old digest so the next check tries again. */
+			print_agent_error("cannot refresh the session with the rotated token (will retry)", &err);
+		}
+		dbusc_error_clear(&err);
+		return;
+	}
+	dbus_error_init(&derr);
+	if (dbus_message_get_args(reply, &derr, DBUS_TYPE_INT64, &exp, DBUS_TYPE_INVALID) && exp > 0) {
+		x->expires_us = exp;
+		x->lifetime_us = exp - now_us();
+	}
+	dbus_error_free(&derr);
+	dbus_message_unref(reply);
+	memcpy(x->digest, digest, CTL_TOKEN_DIGEST_LEN);
+	x->warned_stale = false;
+	x->reported_expiry = false;
+}
+
+static void check_token(struct exec_ctx *x)
+{
+	unsigned char digest[CTL_TOKEN_DIGEST_LEN];
+	char *tok = NULL, err[512];
+	size_t len = 0;
+	int64_t now = now_us();
+	int r = ctl_token_read(x->token_path, &tok, &len, err, sizeof(err));
+
+	if (r == -EINVAL || r == -EFBIG) {
+		rotation_garbage(x, err);
+		return;
+	}
+	if (r == -ENODATA)
+		return; /* a writer between truncating and writing: read again later */
+	if (r < 0) {
+		if (r != x->last_read_error)
+			ctl_err("%s (the session ends when its token expires unless the file comes back)", err);
+		x->last_read_error = r;
+		return;
+	}
+	x->last_read_error = 0;
+	ctl_token_digest(tok, len, digest);
+	if (memcmp(digest, x->digest, sizeof(digest)) != 0) {
+		refresh_session(x, tok, digest);
+	} else if (x->expires_us > 0 && !x->warned_stale &&
+		   x->expires_us - now <= MIN(60 * US, x->lifetime_us / 4)) {
+		char when[40];
+
+		ctl_format_local_time(x->expires_us, when, sizeof(when));
+		ctl_err("the token in %s has not been rotated: the session ends at %s", x->token_path, when);
+		x->warned_stale = true;
+	}
+	secret_free(tok, len);
+}
+
+/* ---- running CMD ---- */
+
+static int poll_timeout_ms(const struct exec_ctx *x)
+{
+	int64_t now = mono_us(), wall = now_us(), until = INT64_MAX;
+
+	if (x->settle_at)
+		until = MIN(until, x->settle_at);
+	if (x->rotate)
+		until = MIN(until, x->next_check);
+	if (!x->session_ended && x->expires_us > 0 && !x->reported_expiry)
+		until = MIN(until, now + MAX(0, x->expires_us - wall));
+	if (until == INT64_MAX)
+		return -1;
+	if (until <= now)
+		return 0;
+	return (int)MIN((until - now + 999) / 1000, 3600 * 1000);
+}
+
+static void schedule_check(struct exec_ctx *x)
+{
+	int64_t left = x->expires_us > 0 ? x->expires_us - now_us() : CHECK_INTERVAL_US * 4;
+
+	x->next_check = mono_us() + MAX(CHECK_MIN_US, MIN(CHECK_INTERVAL_US, left / 4));
+}
+
+/* Forward a signal sent to exec. One the terminal sent (SI_KERNEL) went to
+ * the whole foreground process group, CMD included: not again. */
+static void on_signal(struct exec_ctx *x, const struct signalfd_siginfo *si, bool *exited,
+		      int *status)
+{
+	if (si->ssi_signo == SIGCHLD) {
+		pid_t p;
+
+		while ((p = waitpid(x->child, status, WNOHANG)) < 0 && errno == EINTR)
+			;
+		if (p == x->child)
+			*exited = true;
+		return;
+	}
+	if (si->ssi_code == SI_KERNEL)
+		return;
+	kill(x->child, (int)si->ssi_signo);
+}
+
+static int run_child(struct exec_ctx *x, char **envp)
+{
+	int status = 0;
+	bool exited = false;
+
+	fflush(NULL);
+	x->child = fork();
+	if (x->child < 0) {
+		ctl_err("cannot start %s: %s", x->cmd[0], strerror(errno));
+		return CTL_FAILED;
+	}
+	if (x->child == 0) {
+		int e;
+
+		sigaction(SIGPIPE, &x->old_pipe, NULL);
+		sigprocmask(SIG_SETMASK, &x->old_mask, NULL);
+		execvpe(x->cmd[0], x->cmd, envp);
+		e = errno;
+		dprintf(STDERR_FILENO, "sluicectl: cannot run %s: %s\n", x->cmd[0], strerror(e));
+		_exit(e == ENOENT ? 127 : 126);
+	}
+	if (x->rotate)
+		schedule_check(x);
+	while (!exited) {
+		struct pollfd fds[2] = { { x->sfd, POLLIN, 0 }, { x->ifd, POLLIN, 0 } };
+		struct signalfd_siginfo si;
+		int64_t now;
+
+		if (poll(fds, x->ifd >= 0 ? 2 : 1, poll_timeout_ms(x)) < 0 && errno != EINTR) {
+			ctl_err("poll: %s", strerror(errno));
+			break;
+		}
+		while (read(x->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+			on_signal(x, &si, &exited, &status);
+		if (exited)
+			break;
+		if (x->ifd >= 0)
+			drain_inotify(x);
+		now = mono_us();
+		if (x->rotate && ((x->settle_at && now >= x->settle_at) || now >= x->next_check)) {
+			x->settle_at = 0;
+			check_token(x);
+			schedule_check(x);
+		}
+		if (!x->session_ended && !x->reported_expiry && x->expires_us > 0 &&
+		    now_us() >= x->expires_us) {
+			char when[40];
+
+			ctl_format_local_time(x->expires_us, when, sizeof(when));
+			ctl_err("the session %s expired at %s: its grant has ended and %s's connections fail",
+				x->session_id, when, x->cmd[0]);
+			x->reported_expiry = true;
+		}
+	}
+	if (!exited) {
+		/* poll broke: wait for CMD all the same */
+		while (waitpid(x->child, &status, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : CTL_FAILED;
+}
+
+/* ---- the command ---- */
+
+static const char usage[] =
+	"sluicectl exec [--token-file FILE|-] --connection CONNECTION [--ttl DURATION]\n"
+	"                      [--schema SCHEMA] [--reason TEXT] -- COMMAND [ARG...]";
+
+static int exec_prepare(struct exec_ctx *x, const char *conn, uint64_t ttl, const char *schema,
+			const char *reason)
+{
+	struct dbusc_dict g = { 0 };
+	char *ours[6] = { 0 };
+	char **pam_env = NULL, **envp = NULL, err[512];
+	int sig, r;
+
+	if (ctl_token_read(x->token_path, &x->token, &x->token_len, err, sizeof(err)) < 0) {
+		ctl_err("%s", err);
+		return CTL_FAILED;
+	}
+	ctl_token_digest(x->token, x->token_len, x->digest);
+	r = pam_begin(x);
+	/* only the auth step asks for it (the conversation) */
+	secret_free(x->token, x->token_len);
+	x->token = NULL;
+	if (r != 0)
+		goto out;
+	if ((sig = pending_termination(x))) {
+		ctl_err("stopped by SIG%s before %s started", signal_name(sig), x->cmd[0]);
+		r = 128 + sig;
+		goto out;
+	}
+	r = request_grant(x, conn, ttl, schema, reason, &g);
+	if (r != 0)
+		goto out;
+	fetch_session_expiry(x);
+	if (x->rotate && (r = watch_token_dir(x)) < 0)
+		ctl_err("cannot watch %s for a rotated token (%s): reading it every %llds instead",
+			x->token_path, strerror(-r), CHECK_INTERVAL_US / US);
+	pam_env = pam_getenvlist(x->pam);
+	envp = build_env(x, &g, pam_env, ours);
+	if (!envp) {
+		ctl_err("out of memory");
+		r = CTL_FAILED;
+		goto out;
+	}
+	if ((sig = pending_termination(x))) {
+		ctl_err("stopped by SIG%s before %s started", signal_name(sig), x->cmd[0]);
+		r = 128 + sig;
+		goto out;
+	}
+	r = run_child(x, envp);
+out:
+	free(envp);
+	for (size_t i = 0; i < ARRAY_SIZE(ours); i++)
+		free(ours[i]);
+	for (char **p = pam_env; p && *p; p++)
+		free(*p);
+	free(pam_env);
+	dbusc_dict_clear(&g);
+	return r;
+}
+
+int cmd_exec(struct ctl *ctl, int argc, char **argv)
+{
+	const char *file = NULL, *conn = NULL, *ttl_s = NULL, *schema = "", *reason = "";
+	const struct ctl_opt opts[] = {
+		{ "token-file", true, &file, NULL },
+		{ "connection", true, &conn, NULL },
+		{ "ttl", true, &ttl_s, NULL },
+		{ "schema", true, &schema, NULL },
+		{ "reason", true, &reason, NULL },
+		{ NULL, false, NULL, NULL },
+	};
+	struct exec_ctx x = { .sfd = -1, .ifd = -1, .child = -1 };
+	struct passwd *pw;
+	char *pos[1];
+	size_t n_pos;
+	uint64_t ttl = 0;
+	int dashdash, r;
+
+	/* Options end at "--"; everything after it is the command, as is. */
+	for (dashdash = 0; dashdash < argc && strcmp(argv[dashdash], "--") != 0; dashdash++)
+		;
+	r = ctl_command_args(ctl, usage, dashdash, argv, opts, pos, 0, 1, &n_pos);
+	if (r >= 0)
+		return r;
+	if (n_pos > 0 || dashdash + 1 >= argc)
+		return ctl_usage_error("put the command after --, as in: sluicectl exec --connection C -- psql");
+	if (!conn || !*conn)
+		return ctl_usage_error("exec needs --connection CONNECTION");
+	if (ttl_s) {
+		if (duration_parse(ttl_s, &ttl) < 0)
+			return ctl_usage_error("--ttl '%s' is not a duration (like 90s, 15m, 1h30m)", ttl_s);
+		if (ttl == 0)
+			return ctl_usage_error("--ttl must be at least 1s (leave it out for the policy's default)");
+	}
+	if (strlen(reason) > 1024)
+		return ctl_usage_error("--reason is longer than 1024 bytes");
+	x.token_path = ctl_token_path(file);
+	if (!x.token_path)
+		return ctl_usage_error("no token: give --token-file FILE (- for standard input) or set SLUICE_TOKEN_FILE");
+	if (!*x.token_path)
+		return ctl_usage_error("--token-file needs a file name");
+	x.rotate = strcmp(x.token_path, "-") != 0;
+	x.cmd = argv + dashdash + 1;
+
+	errno = 0;
+	pw = getpwuid(getuid());
+	if (!pw || !pw->pw_name || strlen(pw->pw_name) >= sizeof(x.user)) {
+		ctl_err("uid %u has no account name: PAM needs one", (unsigned)getuid());
+		return CTL_FAILED;
+	}
+	snprintf(x.user, sizeof(x.user), "%s", pw->pw_name);
+
+	if ((r = signals_block(&x)) < 0) {
+		ctl_err("cannot set up signal handling: %s", strerror(-r));
+		if (x.sfd >= 0)
+			close(x.sfd);
+		return CTL_FAILED;
+	}
+	r = exec_prepare(&x, conn, ttl, schema, reason);
+	end_watching(&x);
+	finish(&x);
+	/* The mask stays: a signal still queued must not kill exec now. */
+	close(x.sfd);
+	return r;
+}
