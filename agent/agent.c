@@ -8,6 +8,7 @@
 
 #include "agent/audit.h"
 #include "agent/grant.h"
+#include "agent/session.h"
 #include "common/log.h"
 
 #define STOP_GRACE_US 300000 /* time for FATALs to reach clients at shutdown */
@@ -131,6 +132,8 @@ int agent_reload(struct agent *a, struct agent_err *err)
 	a->pol = ref;
 	log_info("configuration reloaded from %s", a->config_path);
 	agent_event(a, "config.reloaded", NULL, NULL, NULL, NULL, "%s", a->config_path);
+	/* A session whose binding went ends, with its grants. */
+	sessions_check_bindings(a);
 	return 0;
 }
 
@@ -174,6 +177,7 @@ void agent_stop(struct agent *a, const char *why)
 	log_info("stopping (%s): ending %u grant(s)", why, a->n_grants);
 	while (!list_empty(&a->grants))
 		grant_end(container_of(a->grants.next, struct grant, node), "agent-shutdown");
+	sessions_end_all(a, "agent-shutdown");
 	agent_event(a, "agent.stopped", NULL, NULL, NULL, NULL, "%s", why);
 	if (loop_timer_add(a->loop, mono_us() + STOP_GRACE_US, quit_now, a, &t) < 0)
 		loop_quit(a->loop);

@@ -13,6 +13,8 @@ struct audit;
 struct bus;
 struct resolver;
 struct grant;
+struct session;
+struct verifier;
 
 /* A policy shared by the agent and by the grants made under it, so a reload
  * never pulls a connection's settings from under a live grant. */
@@ -32,7 +34,10 @@ struct agent {
 	struct resolver *resolver;
 	struct list_node grants;     /* struct grant.node, active grants */
 	struct list_node ended;      /* ended grants whose connections are not all gone */
+	struct list_node sessions;   /* struct session.node, live sessions */
+	struct verifier *verifier;   /* token verification, off the loop */
 	unsigned n_grants;
+	unsigned n_sessions;
 	unsigned n_conns;            /* live client connections, all grants */
 	uid_t uid;                   /* the account the agent runs as */
 	gid_t gid;
@@ -40,13 +45,15 @@ struct agent {
 	bool stopping;
 	/* Told of every grant state change (the bus emits a signal). */
 	void (*on_grant_state)(struct agent *a, const struct grant *g);
+	void (*on_session_state)(struct agent *a, const struct session *s);
 };
 
 /* An error for a caller: the D-Bus error name (suffix after
  * org.sluice.Agent1.Error.) and a message fit to print as is. */
 struct agent_err {
 	const char *kind; /* "Denied", "NotFound", "InvalidArgument", "LimitExceeded",
-			     "AuditUnavailable", "ConfigInvalid", "Failed" */
+			     "AuditUnavailable", "ConfigInvalid", "Failed",
+			     "TokenRejected", "Unavailable" */
 	char msg[1024];
 };
 void agent_err_set(struct agent_err *e, const char *kind, const char *fmt, ...)

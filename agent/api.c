@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent/session.h"
 #include "common/log.h"
 
 #define MAX_GROUPS 256
@@ -68,13 +69,32 @@ int caller_resolve(struct agent *a, uid_t uid, struct caller *c)
 }
 
 int api_request_grant(struct agent *a, const struct caller *c, const char *connection,
-		      uint64_t ttl, const char *schema, const char *reason, struct grant **out,
-		      struct agent_err *err)
+		      uint64_t ttl, const char *schema, const char *reason, const char *session_id,
+		      struct grant **out, struct agent_err *err)
 {
 	struct caller_facts f;
 	const struct pol_access *acc;
+	const struct session *s;
 
+	if (session_id && *session_id) {
+		s = session_find(a, session_id);
+		if (!s || s->uid != c->uid) {
+			agent_err_set(err, "Denied", "%s has no live session %s", c->user, session_id);
+			agent_event(a, "grant.denied", NULL, &c->uid, c->user, connection,
+				    "no live session %s", session_id);
+			return -EACCES;
+		}
+	} else if (!(s = session_newest_for(a, c->uid))) {
+		agent_err_set(err, "Denied",
+			      "%s has no live session: authenticate first (sluicectl login, or run under sluicectl exec)",
+			      c->user);
+		agent_event(a, "grant.denied", NULL, &c->uid, c->user, connection, "no live session");
+		return -EACCES;
+	}
 	facts_of(c, &f);
+	/* @group principals match the groups the session's token carried. */
+	f.idp_groups = (const char *const *)s->groups;
+	f.n_idp_groups = s->n_groups;
 	acc = policy_access_for(a->pol->p, connection, &f);
 	if (!acc) {
 		/* The same answer whether or not the connection exists: callers
@@ -91,7 +111,31 @@ int api_request_grant(struct agent *a, const struct caller *c, const char *conne
 	}
 	return grant_create(a, &(struct grant_request){ .uid = c->uid, .user = c->user,
 		.connection = connection, .ttl = ttl, .schema = schema, .reason = reason,
-		.access = acc }, out, err);
+		.access = acc, .session = s }, out, err);
+}
+
+struct session *api_get_session(struct agent *a, const struct caller *c, const char *id,
+				struct agent_err *err)
+{
+	struct session *s = session_find(a, id);
+
+	if (!s || (s->uid != c->uid && c->uid != 0 && !c->is_admin)) {
+		agent_err_set(err, "NotFound", "no live session %s", id);
+		return NULL;
+	}
+	return s;
+}
+
+int api_close_session(struct agent *a, const struct caller *c, const char *id,
+		      struct agent_err *err)
+{
+	struct session *s = api_get_session(a, c, id, err);
+
+	if (!s)
+		return -ENOENT;
+	log_info("session %s closed by %s (uid %u)", s->id, c->user, (unsigned)c->uid);
+	session_end(s, "closed");
+	return 0;
 }
 
 struct grant *api_get_grant(struct agent *a, const struct caller *c, const char *id,
@@ -124,7 +168,7 @@ int api_revoke_grant(struct agent *a, const struct caller *c, const char *id,
 int api_check_list_all(struct agent *a, const struct caller *c, struct agent_err *err)
 {
 	if (!c->is_admin) {
-		agent_err_set(err, "Denied", "only admins ([agent] admins) may list every grant");
+		agent_err_set(err, "Denied", "only admins ([agent] admins) may list everyone's grants and sessions");
 		return -EACCES;
 	}
 	return 0;
@@ -137,5 +181,7 @@ int api_reload(struct agent *a, const struct caller *c, struct agent_err *err)
 		return -EACCES;
 	}
 	log_info("reload requested by %s (uid %u)", c->user, (unsigned)c->uid);
-	return agent_reload(a, err);
+	if (agent_reload(a, err) < 0)
+		return -EINVAL;
+	return 0;
 }

@@ -20,8 +20,15 @@ struct caller {
 int caller_resolve(struct agent *a, uid_t uid, struct caller *c) WUR;
 void caller_clear(struct caller *c);
 
+/* session_id "" = the caller's newest live session; there must be one. */
 int api_request_grant(struct agent *a, const struct caller *c, const char *connection,
-		      uint64_t ttl, const char *schema, const char *reason, struct grant **out,
+		      uint64_t ttl, const char *schema, const char *reason, const char *session_id,
+		      struct grant **out, struct agent_err *err) WUR;
+struct session;
+/* The session if the caller may see it (owner, root, admins). */
+struct session *api_get_session(struct agent *a, const struct caller *c, const char *id,
+				struct agent_err *err);
+int api_close_session(struct agent *a, const struct caller *c, const char *id,
 		      struct agent_err *err) WUR;
 int api_revoke_grant(struct agent *a, const struct caller *c, const char *id,
 		     struct agent_err *err) WUR;

@@ -4,6 +4,7 @@
 #include <dbus/dbus.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +12,8 @@
 #include "agent/api.h"
 #include "agent/audit.h"
 #include "agent/grant.h"
+#include "agent/identity.h"
+#include "agent/session.h"
 #include "common/log.h"
 
 #define BUS_NAME "org.sluice.Agent1"
@@ -243,6 +246,44 @@ static bool dict_u64(DBusMessageIter *d, const char *k, uint64_t v)
 	return dict_entry(d, k, DBUS_TYPE_UINT64, &x);
 }
 
+static bool dict_strv(DBusMessageIter *dict, const char *key, const char *const *v, size_t n)
+{
+	DBusMessageIter e, var, arr;
+
+	if (!dbus_message_iter_open_container(dict, DBUS_TYPE_DICT_ENTRY, NULL, &e) ||
+	    !dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &key) ||
+	    !dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, "as", &var) ||
+	    !dbus_message_iter_open_container(&var, DBUS_TYPE_ARRAY, "s", &arr))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		const char *x = dbus_validate_utf8(v[i], NULL) ? v[i] : "?";
+		if (!dbus_message_iter_append_basic(&arr, DBUS_TYPE_STRING, &x))
+			return false;
+	}
+	return dbus_message_iter_close_container(&var, &arr) &&
+	       dbus_message_iter_close_container(&e, &var) &&
+	       dbus_message_iter_close_container(dict, &e);
+}
+
+/* The grant's groups are kept as the JSON array its audit rows carry. */
+static bool dict_groups_json(DBusMessageIter *d, const char *k, const char *json)
+{
+	json_error_t je;
+	json_t *arr = json ? json_loads(json, 0, &je) : NULL;
+	const char *v[256];
+	size_t n = 0, i;
+	json_t *x;
+	bool ok;
+
+	json_array_foreach(arr, i, x) {
+		if (n < ARRAY_SIZE(v) && json_is_string(x))
+			v[n++] = json_string_value(x);
+	}
+	ok = dict_strv(d, k, v, n);
+	json_decref(arr);
+	return ok;
+}
+
 static bool append_grant(DBusMessageIter *it, const struct grant *g)
 {
 	DBusMessageIter d;
@@ -265,6 +306,29 @@ static bool append_grant(DBusMessageIter *it, const struct grant *g)
 	       dict_str(&d, "reason", g->reason) &&
 	       dict_str(&d, "access", g->access->name) &&
 	       dict_u32(&d, "connections", g->n_conns) &&
+	       dict_str(&d, "session", g->session_id) &&
+	       dict_str(&d, "subject", g->subject) &&
+	       dict_groups_json(&d, "groups", g->groups_json) &&
+	       dbus_message_iter_close_container(it, &d);
+}
+
+static bool append_session(DBusMessageIter *it, const struct session *s)
+{
+	DBusMessageIter d;
+
+	return dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "{sv}", &d) &&
+	       dict_str(&d, "id", s->id) &&
+	       dict_str(&d, "state", s->state == SESSION_ACTIVE ? "active" : "ended") &&
+	       dict_str(&d, "end_reason", s->end_reason) &&
+	       dict_str(&d, "user", s->user) &&
+	       dict_u32(&d, "uid", s->uid) &&
+	       dict_str(&d, "subject", s->subject) &&
+	       dict_str(&d, "issuer", s->issuer) &&
+	       dict_str(&d, "oidc", s->oidc) &&
+	       dict_strv(&d, "groups", (const char *const *)s->groups, s->n_groups) &&
+	       dict_i64(&d, "created_at", s->created_us) &&
+	       dict_i64(&d, "expires_at", s->expires_us) &&
+	       dict_u32(&d, "grants", session_grant_count(s)) &&
 	       dbus_message_iter_close_container(it, &d);
 }
 
@@ -288,7 +352,30 @@ static void on_grant_state(struct agent *a, const struct grant *g)
 	dbus_message_unref(sig);
 }
 
+static void on_session_state(struct agent *a, const struct session *s)
+{
+	struct bus *b = a->bus;
+	DBusMessage *sig;
+	const char *id = s->id;
+	const char *state = s->state == SESSION_ACTIVE ? "active" : "ended";
+	const char *reason = s->end_reason ? s->end_reason : "";
+
+	if (!b || !dbus_connection_get_is_connected(b->conn))
+		return;
+	sig = dbus_message_new_signal(BUS_PATH, BUS_IFACE, "SessionStateChanged");
+	if (!sig)
+		return;
+	if (dbus_message_append_args(sig, DBUS_TYPE_STRING, &id, DBUS_TYPE_STRING, &state,
+				     DBUS_TYPE_STRING, &reason, DBUS_TYPE_INVALID))
+		dbus_connection_send(b->conn, sig, NULL);
+	dbus_message_unref(sig);
+}
+
 /* --- Methods ------------------------------------------------------------------ */
+
+/* A method that answers later (token verification) returns this. */
+static char reply_later;
+#define REPLY_LATER ((DBusMessage *)(void *)&reply_later)
 
 static DBusMessage *error_reply(DBusMessage *msg, const struct agent_err *err)
 {
@@ -309,7 +396,7 @@ static DBusMessage *bad_args(DBusMessage *msg, DBusError *e)
 
 static DBusMessage *m_request_grant(struct bus *b, DBusMessage *msg, const struct caller *c)
 {
-	const char *connection, *schema, *reason;
+	const char *connection, *schema, *reason, *session;
 	dbus_uint64_t ttl;
 	DBusError e = DBUS_ERROR_INIT;
 	struct agent_err err;
@@ -318,9 +405,10 @@ static DBusMessage *m_request_grant(struct bus *b, DBusMessage *msg, const struc
 	DBusMessageIter it;
 
 	if (!dbus_message_get_args(msg, &e, DBUS_TYPE_STRING, &connection, DBUS_TYPE_UINT64, &ttl,
-				   DBUS_TYPE_STRING, &schema, DBUS_TYPE_STRING, &reason, DBUS_TYPE_INVALID))
+				   DBUS_TYPE_STRING, &schema, DBUS_TYPE_STRING, &reason,
+				   DBUS_TYPE_STRING, &session, DBUS_TYPE_INVALID))
 		return bad_args(msg, &e);
-	if (api_request_grant(b->a, c, connection, ttl, schema, reason, &g, &err) < 0)
+	if (api_request_grant(b->a, c, connection, ttl, schema, reason, session, &g, &err) < 0)
 		return error_reply(msg, &err);
 	log_info("grant %s: %s (uid %u) on %s until +%llus", g->id, c->user, (unsigned)c->uid,
 		 connection, (unsigned long long)((g->expires_us - g->created_us) / 1000000));
@@ -432,11 +520,197 @@ static DBusMessage *m_get_status(struct bus *b, DBusMessage *msg, const struct c
 	    !dict_str(&d, "config", a->config_path) ||
 	    !dict_u32(&d, "grants", a->n_grants) ||
 	    !dict_u32(&d, "connections", a->n_conns) ||
+	    !dict_u32(&d, "sessions", a->n_sessions) ||
 	    !dict_str(&d, "audit", audit) ||
 	    !dict_u32(&d, "audit_queued", (uint32_t)audit_queued(a->audit)) ||
 	    !dict_str(&d, "database", a->pol->p->agent.database) ||
 	    !dict_str(&d, "runtime_dir", a->pol->p->agent.runtime_dir) ||
 	    !dbus_message_iter_close_container(&it, &d)) {
+		dbus_message_unref(reply);
+		return NULL;
+	}
+	return reply;
+}
+
+/* --- Identity and sessions ------------------------------------------------------ */
+
+struct token_call {
+	struct bus *b;
+	DBusMessage *msg;
+};
+
+static DBusMessage *reply_with_dict(DBusMessage *msg, bool (*fill)(DBusMessageIter *, const void *),
+				    const void *obj)
+{
+	DBusMessage *reply = dbus_message_new_method_return(msg);
+	DBusMessageIter it;
+
+	if (reply) {
+		dbus_message_iter_init_append(reply, &it);
+		if (!fill(&it, obj)) {
+			dbus_message_unref(reply);
+			reply = NULL;
+		}
+	}
+	return reply;
+}
+
+static bool fill_identity(DBusMessageIter *it, const void *p)
+{
+	const struct ident_reply *r = p;
+	DBusMessageIter d;
+
+	return dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "{sv}", &d) &&
+	       dict_str(&d, "user", r->user) &&
+	       dict_u32(&d, "uid", r->uid) &&
+	       dict_str(&d, "subject", r->subject) &&
+	       dict_str(&d, "issuer", r->issuer) &&
+	       dict_str(&d, "oidc", r->oidc) &&
+	       dict_strv(&d, "groups", r->groups, r->n_groups) &&
+	       dict_i64(&d, "expires_at", r->expires_us) &&
+	       dbus_message_iter_close_container(it, &d);
+}
+
+static bool fill_session(DBusMessageIter *it, const void *p)
+{
+	return append_session(it, p);
+}
+
+static void send_reply(struct bus *b, DBusMessage *msg, DBusMessage *reply);
+
+static void on_token_checked(struct agent *a, const struct ident_reply *r, void *ud)
+{
+	struct token_call *tc = ud;
+	const char *member = dbus_message_get_member(tc->msg);
+	DBusMessage *reply;
+
+	if (!r->ok) {
+		reply = error_reply(tc->msg, &r->err);
+	} else if (strcmp(member, "Authenticate") == 0) {
+		reply = reply_with_dict(tc->msg, fill_identity, r);
+	} else {
+		dbus_int64_t exp = r->session->expires_us;
+		const char *id = r->session->id;
+
+		reply = dbus_message_new_method_return(tc->msg);
+		if (reply && !(strcmp(member, "OpenSession") == 0 ?
+			       dbus_message_append_args(reply, DBUS_TYPE_STRING, &id, DBUS_TYPE_INT64, &exp,
+							DBUS_TYPE_INVALID) :
+			       dbus_message_append_args(reply, DBUS_TYPE_INT64, &exp, DBUS_TYPE_INVALID))) {
+			dbus_message_unref(reply);
+			reply = NULL;
+		}
+	}
+	send_reply(tc->b, tc->msg, reply);
+	dbus_message_unref(tc->msg);
+	free(tc);
+}
+
+static DBusMessage *token_method(struct bus *b, DBusMessage *msg, const struct caller *c,
+				 enum ident_op op)
+{
+	const char *target, *token;
+	DBusError e = DBUS_ERROR_INIT;
+	struct agent_err err;
+	struct token_call *tc;
+
+	if (!dbus_message_get_args(msg, &e, DBUS_TYPE_STRING, &target, DBUS_TYPE_STRING, &token,
+				   DBUS_TYPE_INVALID))
+		return bad_args(msg, &e);
+	tc = calloc(1, sizeof(*tc));
+	if (!tc)
+		return NULL;
+	tc->b = b;
+	tc->msg = dbus_message_ref(msg);
+	if (ident_start(b->a, c, op, target, token, on_token_checked, tc, &err) < 0) {
+		dbus_message_unref(tc->msg);
+		free(tc);
+		return error_reply(msg, &err);
+	}
+	return REPLY_LATER;
+}
+
+static DBusMessage *m_authenticate(struct bus *b, DBusMessage *msg, const struct caller *c)
+{
+	return token_method(b, msg, c, IDENT_AUTHENTICATE);
+}
+
+static DBusMessage *m_open_session(struct bus *b, DBusMessage *msg, const struct caller *c)
+{
+	return token_method(b, msg, c, IDENT_OPEN);
+}
+
+static DBusMessage *m_refresh_session(struct bus *b, DBusMessage *msg, const struct caller *c)
+{
+	return token_method(b, msg, c, IDENT_REFRESH);
+}
+
+static DBusMessage *m_check_account(struct bus *b, DBusMessage *msg, const struct caller *c)
+{
+	const char *user;
+	DBusError e = DBUS_ERROR_INIT;
+	struct agent_err err;
+
+	if (!dbus_message_get_args(msg, &e, DBUS_TYPE_STRING, &user, DBUS_TYPE_INVALID))
+		return bad_args(msg, &e);
+	if (ident_check_account(b->a, c, user, &err) < 0)
+		return error_reply(msg, &err);
+	return dbus_message_new_method_return(msg);
+}
+
+static DBusMessage *m_close_session(struct bus *b, DBusMessage *msg, const struct caller *c)
+{
+	const char *id;
+	DBusError e = DBUS_ERROR_INIT;
+	struct agent_err err;
+
+	if (!dbus_message_get_args(msg, &e, DBUS_TYPE_STRING, &id, DBUS_TYPE_INVALID))
+		return bad_args(msg, &e);
+	if (api_close_session(b->a, c, id, &err) < 0)
+		return error_reply(msg, &err);
+	return dbus_message_new_method_return(msg);
+}
+
+static DBusMessage *m_get_session(struct bus *b, DBusMessage *msg, const struct caller *c)
+{
+	const char *id;
+	DBusError e = DBUS_ERROR_INIT;
+	struct agent_err err;
+	struct session *s;
+
+	if (!dbus_message_get_args(msg, &e, DBUS_TYPE_STRING, &id, DBUS_TYPE_INVALID))
+		return bad_args(msg, &e);
+	s = api_get_session(b->a, c, id, &err);
+	if (!s)
+		return error_reply(msg, &err);
+	return reply_with_dict(msg, fill_session, s);
+}
+
+static DBusMessage *m_list_sessions(struct bus *b, DBusMessage *msg, const struct caller *c)
+{
+	dbus_bool_t all;
+	DBusError e = DBUS_ERROR_INIT;
+	struct agent_err err;
+	DBusMessage *reply;
+	DBusMessageIter it, arr;
+	struct list_node *n, *t;
+	bool ok;
+
+	if (!dbus_message_get_args(msg, &e, DBUS_TYPE_BOOLEAN, &all, DBUS_TYPE_INVALID))
+		return bad_args(msg, &e);
+	if (all && api_check_list_all(b->a, c, &err) < 0)
+		return error_reply(msg, &err);
+	reply = dbus_message_new_method_return(msg);
+	if (!reply)
+		return NULL;
+	dbus_message_iter_init_append(reply, &it);
+	ok = dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "a{sv}", &arr);
+	list_for_each_safe(n, t, &b->a->sessions) {
+		struct session *s = container_of(n, struct session, node);
+		if (ok && (all || s->uid == c->uid))
+			ok = append_session(&arr, s);
+	}
+	if (!ok || !dbus_message_iter_close_container(&it, &arr)) {
 		dbus_message_unref(reply);
 		return NULL;
 	}
@@ -453,10 +727,19 @@ static const struct {
 	{ "GetGrant", m_get_grant },
 	{ "Reload", m_reload },
 	{ "GetStatus", m_get_status },
+	{ "Authenticate", m_authenticate },
+	{ "CheckAccount", m_check_account },
+	{ "OpenSession", m_open_session },
+	{ "RefreshSession", m_refresh_session },
+	{ "CloseSession", m_close_session },
+	{ "ListSessions", m_list_sessions },
+	{ "GetSession", m_get_session },
 };
 
 static void send_reply(struct bus *b, DBusMessage *msg, DBusMessage *reply)
 {
+	if (reply == REPLY_LATER)
+		return;
 	if (!reply) {
 		reply = dbus_message_new_error(msg, DBUS_ERROR_NO_MEMORY, "out of memory");
 		if (!reply)
@@ -601,6 +884,7 @@ int bus_open(struct agent *a, struct bus **out, char *err, size_t errlen)
 	}
 	a->bus = b;
 	a->on_grant_state = on_grant_state;
+	a->on_session_state = on_session_state;
 	queue_dispatch(b);
 	*out = b;
 	return 0;
@@ -618,6 +902,7 @@ struct bus *bus_close(struct bus *b)
 	if (b->a->bus == b) {
 		b->a->bus = NULL;
 		b->a->on_grant_state = NULL;
+		b->a->on_session_state = NULL;
 	}
 	if (b->conn) {
 		dbus_connection_flush(b->conn);

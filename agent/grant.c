@@ -1,5 +1,6 @@
 #include "config.h"
 #include "agent/grant.h"
+#include "agent/session.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -120,6 +121,9 @@ struct grant *grant_unref(struct grant *g)
 	free(g->user);
 	free(g->schema);
 	free(g->reason);
+	free(g->subject);
+	free(g->issuer);
+	free(g->groups_json);
 	free(g->dir);
 	free(g->socket_path);
 	policy_ref_put(g->pol);
@@ -302,6 +306,15 @@ int grant_create(struct agent *a, const struct grant_request *req, struct grant 
 		return -EUSERS;
 	}
 	ttl = MIN(ttl, acc->max_ttl);
+	{
+		/* Never past the session: the grant dies with it anyway. */
+		int64_t left = (req->session->expires_us - now_us()) / 1000000;
+		if (left < 1) {
+			agent_err_set(err, "Denied", "session %s has expired", req->session->id);
+			return -EACCES;
+		}
+		ttl = MIN(ttl, (uint64_t)left);
+	}
 	if (ttl == 0) {
 		agent_err_set(err, "InvalidArgument", "a grant needs a TTL of at least 1s");
 		return -EINVAL;
@@ -329,8 +342,13 @@ int grant_create(struct agent *a, const struct grant_request *req, struct grant 
 	hex_encode(raw, sizeof(raw), g->id);
 	g->user = strdup(req->user);
 	g->reason = req->reason && *req->reason ? strdup(req->reason) : NULL;
+	snprintf(g->session_id, sizeof(g->session_id), "%s", req->session->id);
+	g->subject = strdup(req->session->subject);
+	g->issuer = strdup(req->session->issuer);
+	g->groups_json = strdup(req->session->groups_json);
 	gdir = grants_dir(a);
 	if (!g->user || (req->reason && *req->reason && !g->reason) || !gdir ||
+	    !g->subject || !g->issuer || !g->groups_json ||
 	    asprintf(&g->dir, "%s/%s", gdir, g->id) < 0 ||
 	    asprintf(&g->socket_path, "%s/%s", g->dir, g->proto->socket_name) < 0) {
 		r = -ENOMEM;
@@ -346,7 +364,8 @@ int grant_create(struct agent *a, const struct grant_request *req, struct grant 
 	r = audit_grant(a->audit, &(struct audit_grant){
 		.created_us = g->created_us, .id = g->id, .uid = g->uid, .user = g->user,
 		.connection = conn->name, .protocol = g->proto->name, .expires_us = g->expires_us,
-		.schema = g->schema, .reason = g->reason });
+		.schema = g->schema, .reason = g->reason, .subject = g->subject,
+		.issuer = g->issuer, .groups = g->groups_json });
 	if (r < 0) {
 		const char *why = audit_failure(a->audit);
 		agent_err_set(err, "AuditUnavailable",
@@ -381,7 +400,7 @@ int grant_create(struct agent *a, const struct grant_request *req, struct grant 
 		char ttlbuf[32];
 		duration_format(ttl, ttlbuf, sizeof(ttlbuf));
 		agent_event(a, "grant.created", g->id, &g->uid, g->user, conn->name,
-			    "ttl %s, socket %s%s%s", ttlbuf, g->socket_path,
+			    "session %s, ttl %s, socket %s%s%s", g->session_id, ttlbuf, g->socket_path,
 			    g->reason ? ", reason: " : "", g->reason ? g->reason : "");
 	}
 	if (a->on_grant_state)

@@ -26,6 +26,10 @@ struct grant {
 	const struct pol_access *access;   /* the rule that allowed it, inside pol */
 	char *schema;                /* NULL = none */
 	char *reason;                /* NULL = none */
+	/* The session it belongs to, and what its token said (kept after the
+	 * session ends, for the audit rows of lingering connections). */
+	char session_id[GRANT_ID_LEN + 1];
+	char *subject, *issuer, *groups_json;
 	int64_t created_us, expires_us; /* wall clock */
 	char *dir, *socket_path;
 	int listen_fd;
@@ -49,6 +53,7 @@ struct grant_request {
 	const char *schema;          /* "" or NULL = none */
 	const char *reason;          /* "" or NULL = none */
 	const struct pol_access *access; /* the rule that allows it */
+	const struct session *session;   /* live; the TTL never outlives it */
 };
 
 /* Remove leftover grant directories (grants never survive a restart) and

@@ -4,6 +4,9 @@ agent_sluiced_SOURCES = \
 	agent/main.c \
 	agent/agent.c agent/agent.h \
 	agent/api.c agent/api.h \
+	agent/identity.c agent/identity.h \
+	agent/session.c agent/session.h \
+	agent/verify.c agent/verify.h \
 	agent/bus.c agent/bus.h \
 	agent/loop.c agent/loop.h \
 	agent/resolve.c agent/resolve.h \
@@ -18,9 +21,9 @@ agent_sluiced_SOURCES = \
 	agent/pgauth.c agent/pgauth.h \
 	agent/tls.c agent/tls.h
 nodist_agent_sluiced_SOURCES = agent/introspect.c
-agent_sluiced_CFLAGS = $(AM_CFLAGS) $(DBUS_CFLAGS) $(SQLITE_CFLAGS) $(OPENSSL_CFLAGS)
+agent_sluiced_CFLAGS = $(AM_CFLAGS) $(DBUS_CFLAGS) $(SQLITE_CFLAGS) $(OPENSSL_CFLAGS) $(JANSSON_CFLAGS) $(CURL_CFLAGS)
 agent_sluiced_LDADD = policy/libsluice-policy.la common/libsluice-common.la \
-	$(DBUS_LIBS) $(SQLITE_LIBS) $(OPENSSL_LIBS) $(PG_QUERY_LIBS) -lanl
+	$(DBUS_LIBS) $(SQLITE_LIBS) $(OPENSSL_LIBS) $(JANSSON_LIBS) $(CURL_LIBS) $(PG_QUERY_LIBS) -lanl -lpthread
 CLEANFILES += agent/introspect.c
 
 # The introspection data is the installed XML, compiled in.

@@ -18,9 +18,16 @@
 #include "agent/bus.h"
 #include "agent/grant.h"
 #include "agent/resolve.h"
+#include "agent/session.h"
+#include "agent/verify.h"
 #include "common/log.h"
+#include "common/oidc.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/sluice/sluice.conf"
+/* At most one JWKS refetch per issuer this often on an unknown key id: key
+ * rotation is picked up within this, and random kids cannot make the agent
+ * hammer the IdP. */
+#define JWKS_REFETCH_INTERVAL 10
 
 static void usage(FILE *f)
 {
@@ -140,6 +147,25 @@ static void on_signal(struct loop_watch *w, uint32_t events, void *ud)
 	}
 }
 
+/* The JWKS cache lives next to the session database, in a directory only
+ * the agent's account can read. */
+static int start_verifier(struct agent *a, char *err, size_t errlen)
+{
+	_cleanup_free_ char *dir = strdup(a->pol->p->agent.database);
+	char *slash = dir ? strrchr(dir, '/') : NULL;
+	_cleanup_free_ char *cache = NULL;
+
+	if (!slash)
+		return -ENOMEM;
+	*slash = 0;
+	if (asprintf(&cache, "%s/jwks", *dir ? dir : "") < 0)
+		return -ENOMEM;
+	if (verifier_start(a, cache, &a->verifier, err, errlen) < 0)
+		return -EIO;
+	verifier_set_refetch_interval(a->verifier, JWKS_REFETCH_INTERVAL);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -178,12 +204,18 @@ int main(int argc, char **argv)
 	if (!config || !*config)
 		config = DEFAULT_CONFIG;
 	log_init("sluiced", debug);
+	/* libcurl's global set-up, before any thread starts. */
+	if (oidc_global_init() < 0) {
+		log_err("cannot initialise libcurl");
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	/* Secrets live in this process: no core dumps, no ptrace by peers. */
 	prctl(PR_SET_DUMPABLE, 0);
 	umask(022);
 	list_init(&a->grants);
 	list_init(&a->ended);
+	list_init(&a->sessions);
 	a->config_path = config;
 	a->started_us = now_us();
 	a->uid = geteuid();
@@ -243,6 +275,11 @@ int main(int argc, char **argv)
 		log_err("cannot set up signal handling: %s", strerror(errno));
 		goto out;
 	}
+	/* After the signal mask: the verifier thread inherits it. */
+	if (start_verifier(a, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		goto out;
+	}
 	if (bus_open(a, &a->bus, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		goto out;
@@ -258,10 +295,13 @@ int main(int argc, char **argv)
 		status = 0;
 	while (!list_empty(&a->grants))
 		grant_end(container_of(a->grants.next, struct grant, node), "agent-shutdown");
+	sessions_end_all(a, "agent-shutdown");
 	grants_close_ended(a);
 out:
 	pol_errors_clear(&errs);
 	free(auditerr);
+	/* Before the bus: cancelled verifications still get their answer. */
+	a->verifier = verifier_stop(a->verifier);
 	a->bus = bus_close(a->bus);
 	sigw = loop_watch_del(sigw);
 	if (sc.fd >= 0)

@@ -220,7 +220,8 @@ static void record(struct pgconn *c, struct pend *e, const char *sql, size_t len
 		.connection = g->conn->name, .conn_serial = c->serial, .sql = sql, .sql_len = len,
 		.decision = o->decision, .outcome = o->tag, .sqlstate = o->sqlstate,
 		.error = o->error, .rows = o->rows,
-		.duration_us = o->executed ? mono_us() - e->t0 : -1 }, e->hint);
+		.duration_us = o->executed ? mono_us() - e->t0 : -1,
+		.subject = g->subject, .issuer = g->issuer, .groups = g->groups_json }, e->hint);
 	free(utf8);
 	e->reserved--;
 	c->n_statements++;

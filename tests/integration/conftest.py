@@ -229,7 +229,8 @@ class AgentFactory:
                  access: Optional[Mapping[str, Optional[str]]] | bool = True,
                  sections: Sequence[tuple[str, Mapping[str, Optional[str]]]] = (),
                  raw: str = "", tls: bool = False, start: bool = True,
-                 env: Optional[Mapping[str, str]] = None, timeout: float = 20) -> Agent:
+                 env: Optional[Mapping[str, str]] = None, timeout: float = 20,
+                 identity: bool = True, sessions: Sequence[str] = (SERVICE_A, SERVICE_B)) -> Agent:
         sluiced = self._installed.program("sluiced") or need_build("agent/sluiced")
         ctl = self._installed.program("sluicectl") or built("ctl/sluicectl") or (BUILDDIR / "ctl" / "sluicectl")
         cluster: sf.PgCluster = self._request.getfixturevalue("pg_tls" if tls else "pg")
@@ -238,7 +239,8 @@ class AgentFactory:
         dirs = sf.AgentDirs(self._sandbox / f"a{next(_agent_serial)}", self._accounts[AGENT_USER])
         (dirs.root / "test").write_text(self._request.node.nodeid + "\n")
         pwfile = cluster.write_password_file(dirs.credentials / CONNECTION_NAME, self._accounts[AGENT_USER])
-        secs = sf.default_sections(cluster, dirs, pwfile)
+        idp = self._request.getfixturevalue("idp") if identity else None
+        secs = sf.default_sections(cluster, dirs, pwfile, idp=idp, identities=(SERVICE_A, SERVICE_B))
         secs[0][1].update(agent or {})
         secs[1][1].update(connection or {})
         if access is not False and access is not None:
@@ -250,6 +252,8 @@ class AgentFactory:
         sf.write_file(dirs.config, sf.render_config(secs, raw), 0o644)
         a = Agent(sluiced, ctl, dirs, self._bus, env=env)
         a.pg = cluster
+        a.idp = idp
+        a.auto_sessions = tuple(sessions) if identity else ()
         self.agents.append(a)
         if start:
             a.start(timeout=timeout)
@@ -293,8 +297,17 @@ def agent_factory(request, sandbox, accounts, bus, installed) -> AgentFactory:
               (0600, owned by sluice), plus `connection` keys;
       [access test] connection = orders-pg, allow = sluicet-a, max_ttl = 1h,
               updated with `access` (a dict), or left out (access=False);
+      [oidc] trusting the test IdP (idp.oidc_keys()) and [identity
+              sluicet-a] / [identity sluicet-b] binding each account to the
+              IdP client of the same name (identity=False leaves all three
+              out, and then no session can open);
       then `sections` ((header, {key: value}) pairs; None values dropped)
       and `raw` text as it is.
+    Every start() opens a session (OpenSession as root, with a fresh token
+    from the IdP) for each account in `sessions` (default SERVICE_A and
+    SERVICE_B; a.sessions maps account -> session id); pass sessions=()
+    for a test that opens its own (a.open_session(user, token=None,
+    client=None, caller=None), a.close_session(id)).
     Each call makes a new directory and agent; only one can run at a time
     (they share the bus name). Runs the installed sluiced and sluicectl
     (`installed`), else the build tree's; skips when sluiced is not built.

@@ -683,6 +683,9 @@ class Agent:
         self.returncode: Optional[int] = None
         self.killed = False
         self.pg: Optional[PgCluster] = None  # the cluster its [connection] points at
+        self.idp = None                      # the IdP its [oidc] trusts (tests/integration/idp.py)
+        self.auto_sessions: Sequence[str] = ()  # accounts given a session at each start()
+        self.sessions: dict[str, str] = {}   # account -> id of the session start() opened
 
     # paths tests use
     @property
@@ -750,7 +753,32 @@ class Agent:
                 self.stop()
                 raise AgentStartError(f"sluiced did not take {BUS_NAME} within {timeout}s", self.log(), None)
             time.sleep(0.05)
+        self.sessions = {}
+        for user in self.auto_sessions:
+            self.sessions[user] = self.open_session(user)["id"]
         return self
+
+    def open_session(self, user: str, token: Optional[str] = None, *, client: Optional[str] = None,
+                     caller: Optional[str] = None) -> dict:
+        """OpenSession(user, token) over the bus as caller (root when None):
+        {"id", "expires_at"}. The token defaults to a fresh one from the IdP
+        for client (default: the client named like the account).
+        CommandFailed with the agent's error when refused."""
+        if token is None:
+            token = self.idp.token(client or user)
+        r = self.bus.call(BUS_NAME, "/org/sluice/Agent1", "org.sluice.Agent1.OpenSession",
+                          f"string:{user}", f"string:{token}", user=caller)
+        if r.rc != 0:
+            raise CommandFailed(f"OpenSession({user}) as {caller or 'root'}: {r.stderr.strip()}")
+        import re
+        m = re.search(r'string "([0-9a-f]+)"\s+int64 (-?\d+)', r.stdout)
+        if not m:
+            raise CommandFailed(f"OpenSession({user}): cannot read the reply {r.stdout!r}")
+        return {"id": m.group(1), "expires_at": int(m.group(2))}
+
+    def close_session(self, session_id: str, *, caller: Optional[str] = None) -> Result:
+        return self.bus.call(BUS_NAME, "/org/sluice/Agent1", "org.sluice.Agent1.CloseSession",
+                             f"string:{session_id}", user=caller)
 
     def run_to_exit(self, timeout: float = 20) -> Result:
         """Run sluiced in the foreground until it exits by itself (for a
@@ -812,9 +840,16 @@ def sluicectl(binary: Path, *args: str, user: Optional[str] = None, env: Optiona
 
 
 def default_sections(pg: PgCluster, dirs: AgentDirs, password_file: Path, *,
-                     connection_name: str = CONNECTION_NAME) -> list[tuple[str, dict[str, Optional[str]]]]:
-    """[agent] and [connection] for an agent in dirs talking to pg."""
-    return [
+                     connection_name: str = CONNECTION_NAME, idp=None,
+                     identities: Sequence[str] = ()) -> list[tuple[str, dict[str, Optional[str]]]]:
+    """[agent] and [connection] for an agent in dirs talking to pg; with an
+    idp, [oidc] trusting it and an [identity NAME] binding each account in
+    identities to the IdP client of the same name (its token's sub)."""
+    secs: list[tuple[str, dict[str, Optional[str]]]] = [
         ("agent", {"runtime_dir": str(dirs.runtime_dir), "database": str(dirs.database)}),
         (f"connection {connection_name}", dict(pg.connection_keys(password_file))),
     ]
+    if idp is not None:
+        secs.append(("oidc", dict(idp.oidc_keys())))
+        secs.extend((f"identity {name}", {"subject": name}) for name in identities)
+    return secs
