@@ -64,9 +64,11 @@ _KTY = {"RS256": "RSA", "ES256": "EC"}
 
 # The clients of the session's IdP (conftest's `idp` fixture): each client_id
 # is also the name of the local account its tokens are for.
+# The accounts' own clients issue 2-hour tokens, so a session outlives the
+# 1-hour grants the tests ask for (a grant's TTL is capped by its session).
 TEST_CLIENTS = (
-    {"client_id": "sluicet-a", "groups": ["data-readers", "orders-team"], "alg": "RS256"},
-    {"client_id": "sluicet-b", "groups": ["data-readers"], "alg": "ES256"},
+    {"client_id": "sluicet-a", "groups": ["data-readers", "orders-team"], "alg": "RS256", "ttl": 7200},
+    {"client_id": "sluicet-b", "groups": ["data-readers"], "alg": "ES256", "ttl": 7200},
     {"client_id": "sluicet-short", "groups": ["data-readers"], "alg": "RS256", "ttl": 8},
     {"client_id": "sluicet-es", "groups": ["data-readers"], "alg": "ES256"},
 )
