@@ -31,3 +31,8 @@ uninstall-local:
 	if cmp -s $(srcdir)/data/sluice.conf $(DESTDIR)$(sysconfdir)/sluice/sluice.conf; then \
 	  rm -f $(DESTDIR)$(sysconfdir)/sluice/sluice.conf; fi
 	-rmdir $(DESTDIR)$(sysconfdir)/sluice/conf.d $(DESTDIR)$(sysconfdir)/sluice 2>/dev/null
+
+# The example PAM service for pam_sluice(8): documentation only, never
+# written into /etc/pam.d (an admin's PAM configuration is theirs).
+pamexampledir = $(docdir)/pam.d
+dist_pamexample_DATA = data/pam.d/sluice
