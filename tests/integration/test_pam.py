@@ -140,8 +140,12 @@ fi
         for k, v in pam_env.items():
             cmd += ["-E", f"{k}={v}"]
         cmd += [service, user, *ops]
-        return sf.run(cmd, user=as_user, env=e, input=input if input is not None else "",
-                      timeout=timeout)
+        if as_user:
+            # setpriv, not runuser: runuser runs a PAM stack of its own, which
+            # LD_PRELOAD would send to our service directory.
+            acct = sf.ensure_account(as_user)
+            cmd = ["setpriv", f"--reuid={acct.uid}", f"--regid={acct.gid}", "--clear-groups", "--", *cmd]
+        return sf.run(cmd, env=e, input=input if input is not None else "", timeout=timeout)
 
     def traced(self) -> str:
         return self.trace.read_text() if self.trace.exists() else ""
@@ -397,9 +401,11 @@ def test_an_agent_that_does_not_answer_is_bounded_by_timeout(agent_factory, pam,
     tf = token_file(a, pam.dir / "tokens", SERVICE_A)
     a.stop()
     pam.service(stack(f"token_file={tf} timeout=1"))
-    hung = subprocess.Popen(sf.as_user_cmd(sf.AGENT_USER, ["/usr/bin/python3", "-c", HUNG_AGENT,
-                                                             bus.address, AGENT[0]]),
-                            stdout=subprocess.PIPE, text=True, env=sf.clean_env())
+    # Not through runuser: killing runuser would leave python owning the name.
+    acct = accounts[sf.AGENT_USER]
+    hung = subprocess.Popen(["/usr/bin/python3", "-c", HUNG_AGENT, bus.address, AGENT[0]],
+                            stdout=subprocess.PIPE, text=True, env=sf.clean_env(), cwd="/",
+                            user=acct.uid, group=acct.gid, extra_groups=[])
     try:
         assert hung.stdout.readline().strip() == "owned"
         for op in ("authenticate", "acct_mgmt", "open_session"):
@@ -411,6 +417,7 @@ def test_an_agent_that_does_not_answer_is_bounded_by_timeout(agent_factory, pam,
     finally:
         hung.kill()
         hung.wait()
+        sf.wait_for(lambda: not bus.name_has_owner(AGENT[0]), 10, "the hung owner to leave the bus")
 
 
 @pytest.mark.parametrize("kind", ["auth", "account", "session"])
@@ -460,8 +467,10 @@ def test_a_service_account_runs_the_stack_for_itself_only(agent_factory, pam, ac
     # For another account: its token file is refused by owner, and with a
     # readable, root-owned token for SERVICE_B the agent refuses the caller.
     a.idp.write_token(d / SERVICE_B, SERVICE_B, mode=0o644)
-    r = pam.run(SERVICE_B, "authenticate", "open_session", as_user=SERVICE_A)
-    assert r.rc != 0, r.stderr
+    r = fails(pam.run(SERVICE_B, "authenticate", "open_session", as_user=SERVICE_A), AUTH_ERR)
+    assert f"authentication failed for user {SERVICE_B}" in r.stderr
+    r = fails(pam.run(SERVICE_B, "open_session", as_user=SERVICE_A), SESSION_ERR)
+    assert "may act only for itself" in r.stderr  # the agent's reason, logged
     assert SERVICE_B not in live_sessions(a)
     del mine
 
