@@ -29,7 +29,6 @@
 #include "common/duration.h"
 #include "ctl/token.h"
 
-#define SLUICE_PAM_SERVICE "sluice"
 #define US 1000000LL
 /* How often the token file is read even without a change notification
  * (inotify misses changes on some file systems and behind symlinks into
@@ -171,6 +170,24 @@ static int pam_failed(struct exec_ctx *x, const char *step, int r)
 	return CTL_FAILED;
 }
 
+/* pam_sluice tells syslog why, not us: ask the agent what it thinks of
+ * the token, to print its reason ("token rejected: expired at ..."). */
+static void explain_rejection(struct exec_ctx *x)
+{
+	struct dbusc_error err = { 0 };
+	DBusMessage *reply = NULL;
+	const char *user = "", *tok = x->token;
+
+	if (!tok)
+		return;
+	if (agent_call(LOOP_CALL_TIMEOUT_MS, "Authenticate", &reply, &err, DBUS_TYPE_STRING, &user,
+		       DBUS_TYPE_STRING, &tok, DBUS_TYPE_INVALID) == 0)
+		dbus_message_unref(reply); /* the token is fine: PAM refused for its own reasons */
+	else
+		print_agent_error("sluiced", &err);
+	dbusc_error_clear(&err);
+}
+
 /* auth, account, open_session; SLUICE_SESSION from the PAM environment. */
 static int pam_begin(struct exec_ctx *x)
 {
@@ -193,8 +210,11 @@ static int pam_begin(struct exec_ctx *x)
 	if (r != PAM_SUCCESS && r != PAM_BAD_ITEM)
 		return pam_failed(x, "could not take the token for", r);
 	r = pam_authenticate(x->pam, PAM_DISALLOW_NULL_AUTHTOK);
-	if (r != PAM_SUCCESS)
-		return pam_failed(x, "refused authentication of", r);
+	if (r != PAM_SUCCESS) {
+		pam_failed(x, "refused authentication of", r);
+		explain_rejection(x);
+		return CTL_FAILED;
+	}
 	r = pam_acct_mgmt(x->pam, PAM_DISALLOW_NULL_AUTHTOK);
 	if (r != PAM_SUCCESS)
 		return pam_failed(x, "refused the account", r);
