@@ -723,8 +723,9 @@ def test_the_password_is_nowhere_a_user_can_see(agent, psql_as):
     for where, text in (("psql", out + err), ("grant show", grant_json), ("audit", audit), ("events", evts)):
         assert secret not in text, where
     assert agent.stop() == 0
-    for f in agent.database.parent.iterdir():
-        assert secret.encode() not in f.read_bytes(), f
+    for f in agent.database.parent.rglob("*"):
+        if f.is_file():
+            assert secret.encode() not in f.read_bytes(), f
     assert secret not in agent.log()
 
 
