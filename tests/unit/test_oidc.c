@@ -899,6 +899,26 @@ static void seed_checks(void **state)
 	assert_true(oidc_store_seed(s, ISS, d, jwks_text, NOW, err, sizeof(err)) < 0);
 	assert_string_equal(err, "http://idp.example.com/jwks: only https is allowed (http only for localhost)");
 	free(d);
+	/* http only to loopback, as policy allows it */
+	static const char *const loopback[] = { "http://localhost:5/jwks", "http://LOCALHOST/jwks",
+						"http://127.0.0.1/jwks", "http://[::1]:5/jwks", "HTTPS://idp.example/j" };
+	for (size_t i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++) {
+		d = make_discovery(ISS, loopback[i]);
+		if (oidc_store_seed(s, ISS, d, jwks_text, NOW, err, sizeof(err)) < 0)
+			fail_msg("%s: %s", loopback[i], err);
+		free(d);
+	}
+	static const char *const remote[] = { "http://127.0.0.2/jwks", "http://localhost.evil.example/",
+					      "http://127.0.0.1.evil.example/", "http://127.0.0.1@evil.example/",
+					      "http://[::2]/jwks", "ftp://127.0.0.1/jwks", "jwks", "" };
+	for (size_t i = 0; i < sizeof(remote) / sizeof(remote[0]); i++) {
+		d = make_discovery(ISS, remote[i]);
+		if (oidc_store_seed(s, ISS, d, jwks_text, NOW, err, sizeof(err)) == 0)
+			fail_msg("%s accepted", remote[i]);
+		free(d);
+	}
+	oidc_store_free(s);
+	assert_int_equal(oidc_store_new(NULL, &s), 0);
 	d = make_discovery(ISS, "file:///etc/passwd");
 	assert_true(oidc_store_seed(s, ISS, d, jwks_text, NOW, err, sizeof(err)) < 0);
 	free(d);
@@ -1096,6 +1116,11 @@ static void fetch_and_rotate(void **state)
 	/* the old key is gone */
 	expect_at(s, &c, tok(r1, hdr("RS256", "r1"), claims_for(p->issuer)), NOW + 11, OIDC_REJECTED,
 		  "unknown key id \"r1\"");
+	assert_int_equal(idp_requests(p), 4);
+	/* a kid the IdP does not have either: refetched, still unknown */
+	expect_at(s, &c, tok(r1, hdr("RS256", "zzz"), claims_for(p->issuer)), NOW + 20, OIDC_REJECTED,
+		  "unknown key id \"zzz\"");
+	assert_int_equal(idp_requests(p), 6);
 	oidc_store_free(s);
 
 	/* the IdP goes away; a restarted agent still has the new set on disk */
@@ -1103,10 +1128,10 @@ static void fetch_and_rotate(void **state)
 	pthread_mutex_lock(&p->mu);
 	p->status = 503;
 	pthread_mutex_unlock(&p->mu);
-	expect_at(s, &c, tok(r2, hdr("RS256", "r2"), claims_for(p->issuer)), NOW + 20, OIDC_OK, "");
+	expect_at(s, &c, tok(r2, hdr("RS256", "r2"), claims_for(p->issuer)), NOW + 21, OIDC_OK, "");
 	assert_int_equal(fetches(s), 0);
 	/* an unknown kid now: the refetch fails with the HTTP status */
-	expect_at(s, &c, tok(r1, hdr("RS256", "r3"), claims_for(p->issuer)), NOW + 21, OIDC_UNAVAILABLE,
+	expect_at(s, &c, tok(r1, hdr("RS256", "r3"), claims_for(p->issuer)), NOW + 22, OIDC_UNAVAILABLE,
 		  "issuer keys unavailable: ");
 	{
 		char reason[256];
