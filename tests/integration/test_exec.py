@@ -71,10 +71,18 @@ def pam_dir(sandbox, pam_module) -> Path:
                                             f"session  required {pam_module}\n")
 
 
-def exec_cmd(agent, pam_dir: Path, *args: str) -> list[str]:
-    """sluicectl exec ARGS under pam_wrapper with pam_dir's "sluice"."""
+PAM_WRAPPER_ENV = ("LD_PRELOAD", "PAM_WRAPPER", "PAM_WRAPPER_SERVICE_DIR")
+
+
+def exec_cmd(agent, pam_dir: Path, args: Sequence[str], cmd: Sequence[str], *, raw: bool = False) -> list[str]:
+    """sluicectl exec ARGS -- CMD under pam_wrapper with pam_dir's "sluice".
+    CMD runs without the pam_wrapper variables (env -u; it execs, so CMD's
+    parent is still sluicectl): it does no PAM, and every process that
+    loads pam_wrapper takes one of its few /tmp/pam.? directories. raw:
+    CMD as it is."""
+    strip = [] if raw else ["env", *(a for v in PAM_WRAPPER_ENV for a in ("-u", v))]
     return ["env", f"LD_PRELOAD={PAM_WRAPPER}", "PAM_WRAPPER=1", f"PAM_WRAPPER_SERVICE_DIR={pam_dir}",
-            str(agent.ctl_binary), "exec", *args]
+            str(agent.ctl_binary), "exec", *args, "--", *strip, *cmd]
 
 
 class Work:
@@ -120,17 +128,18 @@ def work(sandbox, accounts) -> Work:
 
 
 def run_exec(agent, pam_dir, work: Work, cmd: Sequence[str], *args: str, user: str = SERVICE_A,
-             env: Optional[dict] = None, input: Optional[str] = None, timeout: float = 90) -> sf.Result:
+             env: Optional[dict] = None, input: Optional[str] = None, timeout: float = 90,
+             raw: bool = False) -> sf.Result:
     """exec --token-file work.token --connection orders-pg ARGS -- CMD as user."""
-    full = exec_cmd(agent, pam_dir, "--token-file", str(work.token), "--connection", CONNECTION_NAME,
-                    *args, "--", *cmd)
+    full = exec_cmd(agent, pam_dir, ["--token-file", str(work.token), "--connection", CONNECTION_NAME, *args],
+                    cmd, raw=raw)
     return sf.run(full, user=user, env={**agent.env(), **(env or {})}, input=input, timeout=timeout)
 
 
 def start_exec(agent, pam_dir, work: Work, cmd: Sequence[str], *args: str, user: str = SERVICE_A,
                env: Optional[dict] = None) -> subprocess.Popen:
-    full = exec_cmd(agent, pam_dir, "--token-file", str(work.token), "--connection", CONNECTION_NAME,
-                    *args, "--", *cmd)
+    full = exec_cmd(agent, pam_dir, ["--token-file", str(work.token), "--connection", CONNECTION_NAME, *args],
+                    cmd)
     return subprocess.Popen(sf.as_user_cmd(user, full), env=sf.clean_env({**agent.env(), **(env or {})}),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd="/")
@@ -306,10 +315,10 @@ def test_exec_reads_the_token_from_stdin_or_sluice_token_file(exec_agent, pam_di
     a = exec_agent
     tok = work.write_token(a.idp)
     cmd = ["psql", "-X", "-A", "-t", "-c", "select 1"]
-    r = sf.run(exec_cmd(a, pam_dir, "--token-file", "-", "--connection", CONNECTION_NAME, "--", *cmd),
+    r = sf.run(exec_cmd(a, pam_dir, ["--token-file", "-", "--connection", CONNECTION_NAME], cmd),
                user=SERVICE_A, env=a.env(), input=tok + "\n")
     assert (r.rc, r.stdout) == (0, "1\n"), r
-    r = sf.run(exec_cmd(a, pam_dir, "--connection", CONNECTION_NAME, "--", *cmd),
+    r = sf.run(exec_cmd(a, pam_dir, ["--connection", CONNECTION_NAME], cmd),
                user=SERVICE_A, env={**a.env(), "SLUICE_TOKEN_FILE": str(work.token)})
     assert (r.rc, r.stdout) == (0, "1\n"), r
     wait_gone(a)
@@ -323,7 +332,7 @@ def test_exec_reads_the_token_from_stdin_or_sluice_token_file(exec_agent, pam_di
 ])
 def test_exec_exits_with_the_status_of_the_command(exec_agent, pam_dir, work, cmd, rc, message):
     work.write_token(exec_agent.idp)
-    r = run_exec(exec_agent, pam_dir, work, cmd)
+    r = run_exec(exec_agent, pam_dir, work, cmd, raw=True)
     assert r.rc == rc, r
     if message:
         assert message in r.stderr, r
