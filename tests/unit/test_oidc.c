@@ -17,6 +17,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <signal.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -1216,6 +1219,137 @@ static void fetch_failures(void **state)
 	idp_stop(p);
 }
 
+
+/* ---- HTTPS, with openssl s_server -WWW as the IdP ------------------------ */
+
+static int free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+	port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static bool port_open(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char p[512];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void https_fetch(void **state)
+{
+	char *top = tmpdir(), cmd[2048], www[300], ca[300], other_ca[300], cert[300], key[300], issuer[64],
+	     uri[96], reason[512];
+	struct oidc_store *s;
+	struct oidc_config c = cfg;
+	pid_t pid;
+	int port, i;
+
+	if (system("openssl version >/dev/null 2>&1") != 0)
+		skip();
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && mkdir -p www/.well-known && "
+		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem "
+		 "-subj /CN=test-ca -days 2 && "
+		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other.key "
+		 "-out other.pem -subj /CN=other-ca -days 2 && "
+		 "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.csr "
+		 "-subj /CN=127.0.0.1 && printf 'subjectAltName=IP:127.0.0.1\\n' > ext && "
+		 "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 "
+		 "-extfile ext >/dev/null 2>&1",
+		 top);
+	assert_int_equal(system(cmd), 0);
+	snprintf(www, sizeof(www), "%s/www", top);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", top);
+	snprintf(other_ca, sizeof(other_ca), "%s/other.pem", top);
+	snprintf(cert, sizeof(cert), "%s/srv.pem", top);
+	snprintf(key, sizeof(key), "%s/srv.key", top);
+	port = free_port();
+	snprintf(issuer, sizeof(issuer), "https://127.0.0.1:%d", port);
+	snprintf(uri, sizeof(uri), "%s/jwks", issuer);
+	{
+		char *d = make_discovery(issuer, uri), *j = make_jwks(1, ts_jwk(e1, "e1", NULL));
+		write_file(www, ".well-known/openid-configuration", d);
+		write_file(www, "jwks", j);
+		free(d);
+		free(j);
+	}
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char acc[32];
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		snprintf(acc, sizeof(acc), "127.0.0.1:%d", port);
+		if (chdir(www) < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+			_exit(127);
+		execlp("openssl", "openssl", "s_server", "-quiet", "-WWW", "-accept", acc, "-cert", cert, "-key",
+		       key, (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 200 && !port_open(port); i++)
+		poll(NULL, 0, 25);
+	assert_true(i < 200);
+
+	c.issuer = issuer;
+	c.ca_file = ca;
+	assert_int_equal(oidc_store_new(NULL, &s), 0);
+	expect_at(s, &c, tok(e1, hdr("ES256", "e1"), claims_for(issuer)), NOW, OIDC_OK, "");
+	assert_int_equal(fetches(s), 1);
+	oidc_store_free(s);
+	/* a certificate from a CA the configuration does not trust */
+	c.ca_file = other_ca;
+	assert_int_equal(oidc_store_new(NULL, &s), 0);
+	{
+		char *t = tok(e1, hdr("ES256", "e1"), claims_for(issuer));
+		assert_int_equal(run(s, &c, t, NOW, reason, sizeof(reason), NULL), OIDC_UNAVAILABLE);
+		free(t);
+		if (!strstr(reason, "issuer keys unavailable: ") || !strstr(reason, "certificate"))
+			fail_msg("reason: %s", reason);
+	}
+	oidc_store_free(s);
+	/* an issuer named by a host the certificate does not cover */
+	snprintf(issuer, sizeof(issuer), "https://localhost:%d", port);
+	c.issuer = issuer;
+	c.ca_file = ca;
+	assert_int_equal(oidc_store_new(NULL, &s), 0);
+	{
+		char *t = tok(e1, hdr("ES256", "e1"), claims_for(issuer));
+		assert_int_equal(run(s, &c, t, NOW, reason, sizeof(reason), NULL), OIDC_UNAVAILABLE);
+		free(t);
+		assert_non_null(strstr(reason, "issuer keys unavailable: https://localhost:"));
+	}
+	oidc_store_free(s);
+
+	kill(pid, SIGTERM);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	rm_rf(top);
+	free(top);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1238,6 +1372,7 @@ int main(void)
 		cmocka_unit_test(seed_checks),
 		cmocka_unit_test(fetch_and_rotate),
 		cmocka_unit_test(fetch_failures),
+		cmocka_unit_test(https_fetch),
 	};
 	if (oidc_global_init() < 0)
 		return 1;
