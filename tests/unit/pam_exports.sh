@@ -37,5 +37,11 @@ for lib in libpam.so libdbus-1.so; do
 	*) echo "FAIL: $so does not link $lib: $needed" >&2; fail=1 ;;
 	esac
 done
+# Never unloaded (-z nodelete): unloading would take libdbus with it and
+# lose its global state on every pam_end of a long-running program.
+if ! LC_ALL=C readelf -d "$so" | grep -q 'FLAGS_1.*NODELETE'; then
+	echo "FAIL: $so is not linked with -z nodelete" >&2
+	fail=1
+fi
 [ "$fail" = 0 ] && echo "ok: exports [$exported], links [$needed]"
 exit $fail
