@@ -163,6 +163,9 @@ static bool text_ok(const char *s, size_t len, size_t max)
 		unsigned char c = (unsigned char)s[i];
 		if (c < 0x20 || c == 0x7f)
 			return false;
+		/* C1 controls (U+0080..U+009F; jansson has checked the UTF-8) */
+		if (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] <= 0x9f)
+			return false;
 	}
 	return true;
 }

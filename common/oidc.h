@@ -18,9 +18,11 @@
  *   the configured issuer exactly; aud (string or array) contains the
  *   audience; exp is required and now < exp + leeway; nbf (optional) <=
  *   now + leeway; iat (optional) <= now + leeway; sub is a non-empty string
- *   without control characters of at most 1024 bytes; the groups claim, when
- *   configured and present, is a string or an array of at most 256 strings
- *   of 1..255 bytes without control characters.
+ *   of at most 1024 bytes without control characters (C0, DEL, C1); the
+ *   groups claim, when configured and present (JSON null counts as absent),
+ *   is a string or an array of at most 256 strings of 1..255 bytes without
+ *   control characters. Group names are otherwise not restricted: whoever
+ *   turns them into Unix group names (NSS) filters further.
  *
  * Fetching: https only (http only for localhost, 127.0.0.1 and [::1], as
  * policy allows for tests), certificates checked against ca_file, redirects

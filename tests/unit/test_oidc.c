@@ -647,6 +647,10 @@ static void groups(void **state)
 	       "groups claim is not");
 	expect(s, tok(r1, hdr("RS256", "r1"), claims_with("groups", json_pack("[s]", "a\tb"))),
 	       OIDC_REJECTED, "groups claim is not");
+	expect(s, tok(r1, hdr("RS256", "r1"), claims_with("groups", json_pack("[s]", "a\xc2\x85" "b"))),
+	       OIDC_REJECTED, "groups claim is not");
+	expect(s, tok(r1, hdr("RS256", "r1"), claims_with("groups", json_pack("[s]", "caf\xc3\xa9 \xc2\xa0x"))),
+	       OIDC_OK, "");
 	{
 		char g[257];
 		memset(g, 'g', 256);
