@@ -84,9 +84,11 @@ struct jws {
 	size_t sig_len;
 };
 /* Split token (at most JOSE_TOKEN_MAX bytes, NUL-terminated) into *out.
- * Refuses anything but exactly three non-empty-header base64url parts (a
- * five-part JWE gets its own message), a header that is not a JSON object,
- * duplicate member names, and an empty signature. -EINVAL/-EMSGSIZE with
- * *why, -ENOMEM. */
+ * Refuses anything but exactly three base64url parts with a non-empty
+ * header (a five-part JWE gets its own message), a header that is not a
+ * JSON object, and duplicate member names. An empty signature splits
+ * (sig_len 0), so that the caller can name what is wrong with the header
+ * first ("alg": "none" tokens have one). -EINVAL/-EMSGSIZE with *why,
+ * -ENOMEM. */
 int jws_split(const char *token, struct jws *out, const char **why) WUR;
 void jws_clear(struct jws *j);

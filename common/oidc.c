@@ -383,6 +383,10 @@ enum oidc_result oidc_verify(struct oidc_store *s, const struct oidc_config *cfg
 		say(reason, reason_len, "algorithm %s not allowed by configuration", alg_s);
 		goto out;
 	}
+	if (j.sig_len == 0) {
+		say(reason, reason_len, "token has no signature");
+		goto out;
+	}
 	if (json_object_get(j.header, "crit")) {
 		say(reason, reason_len, "crit header not supported");
 		goto out;

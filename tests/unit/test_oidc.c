@@ -253,7 +253,7 @@ static void alg_none_and_hs(void **state)
 	/* alg none, with and without a signature */
 	h = dumps(hdr("none", "r1"));
 	c = dumps(claims());
-	expect(s, ts_token(NULL, "none", NULL, 0, h, c), OIDC_REJECTED, "token has no signature");
+	expect(s, ts_token(NULL, "none", NULL, 0, h, c), OIDC_REJECTED, "algorithm none not allowed");
 	{
 		uint8_t sig[4] = { 1, 2, 3, 4 };
 		expect(s, ts_join(h, c, sig, 4), OIDC_REJECTED, "algorithm none not allowed");
