@@ -582,36 +582,38 @@ out:
 	return r;
 }
 
-/* Discovery document and JWKS from text, checked, into ik (and disk). */
-static int accept_documents(struct oidc_store *s, struct issuer_keys *ik, const char *disc,
-			    size_t disc_len, const char *jwks_text, size_t jwks_len, int64_t fetched_at,
-			    char *err, size_t err_len)
+/* The jwks_uri of a discovery document (text) for ik's issuer. */
+static int discovery_from_text(const struct issuer_keys *ik, const char *text, size_t len, char **jwks_uri,
+			       char *err, size_t err_len)
 {
-	json_t *doc = NULL, *jwks = NULL;
-	char *uri = NULL;
+	json_t *doc = parse_json(text, len, "discovery document", err, err_len);
+	int r;
+
+	if (!doc)
+		return -EINVAL;
+	r = discovery_jwks_uri(doc, ik->issuer, jwks_uri, err, err_len);
+	json_decref(doc);
+	return r;
+}
+
+/* A JWKS (text) from *jwks_uri, checked, into ik and the disk cache; takes
+ * *jwks_uri on success. */
+static int accept_jwks(struct oidc_store *s, struct issuer_keys *ik, char **jwks_uri, const char *text,
+		       size_t len, int64_t fetched_at, char *err, size_t err_len)
+{
+	json_t *jwks = parse_json(text, len, "JWKS", err, err_len);
 	struct jose_key *keys = NULL;
 	size_t n = 0;
-	int r = -EINVAL;
+	int r;
 
-	doc = parse_json(disc, disc_len, "discovery document", err, err_len);
-	if (!doc)
-		goto out;
-	r = discovery_jwks_uri(doc, ik->issuer, &uri, err, err_len);
-	if (r < 0)
-		goto out;
-	r = -EINVAL;
-	jwks = parse_json(jwks_text, jwks_len, "JWKS", err, err_len);
 	if (!jwks)
-		goto out;
+		return -EINVAL;
 	r = jwks_keys(jwks, &keys, &n, err, err_len);
-	if (r < 0)
-		goto out;
-	install(ik, uri, keys, n, fetched_at);
-	uri = NULL;
-	(void)disk_write(s, ik->issuer, ik->jwks_uri, jwks, fetched_at);
-out:
-	free(uri);
-	json_decref(doc);
+	if (r == 0) {
+		install(ik, *jwks_uri, keys, n, fetched_at);
+		*jwks_uri = NULL;
+		(void)disk_write(s, ik->issuer, ik->jwks_uri, jwks, fetched_at);
+	}
 	json_decref(jwks);
 	return r;
 }
@@ -637,7 +639,6 @@ static int fetch(struct oidc_store *s, struct issuer_keys *ik, const char *ca_fi
 {
 	struct buf disc = BUF_INIT(0), jwks = BUF_INIT(0);
 	char err[ERR_MAX] = "", *durl, *jwks_uri = NULL;
-	json_t *doc = NULL;
 	int r;
 
 	s->stats.fetches++;
@@ -651,18 +652,13 @@ static int fetch(struct oidc_store *s, struct issuer_keys *ik, const char *ca_fi
 	r = http_get(durl, ca_file, &disc, err, sizeof(err));
 	if (r < 0)
 		goto out;
-	r = -EINVAL;
-	doc = parse_json((const char *)disc.data, disc.len, "discovery document", err, sizeof(err));
-	if (!doc)
-		goto out;
-	r = discovery_jwks_uri(doc, ik->issuer, &jwks_uri, err, sizeof(err));
+	r = discovery_from_text(ik, (const char *)disc.data, disc.len, &jwks_uri, err, sizeof(err));
 	if (r < 0)
 		goto out;
 	r = http_get(jwks_uri, ca_file, &jwks, err, sizeof(err));
 	if (r < 0)
 		goto out;
-	r = accept_documents(s, ik, (const char *)disc.data, disc.len, (const char *)jwks.data,
-			     jwks.len, now, err, sizeof(err));
+	r = accept_jwks(s, ik, &jwks_uri, (const char *)jwks.data, jwks.len, now, err, sizeof(err));
 out:
 	if (r < 0) {
 		s->stats.fetch_failures++;
@@ -670,7 +666,6 @@ out:
 	} else {
 		ik->last_error[0] = '\0';
 	}
-	json_decref(doc);
 	free(jwks_uri);
 	free(durl);
 	buf_release(&disc, 0);
@@ -689,6 +684,7 @@ int oidc_store_seed(struct oidc_store *s, const char *issuer, const char *discov
 		    const char *jwks_json, int64_t fetched_at, char *err, size_t err_len)
 {
 	struct issuer_keys *ik;
+	char *uri = NULL;
 	int r;
 
 	if (!s || !issuer || !discovery_json || !jwks_json || fetched_at <= 0) {
@@ -700,10 +696,12 @@ int oidc_store_seed(struct oidc_store *s, const char *issuer, const char *discov
 		say(err, err_len, "out of memory");
 		return -ENOMEM;
 	}
-	r = accept_documents(s, ik, discovery_json, strlen(discovery_json), jwks_json,
-			     strlen(jwks_json), fetched_at, err, err_len);
+	r = discovery_from_text(ik, discovery_json, strlen(discovery_json), &uri, err, err_len);
+	if (r == 0)
+		r = accept_jwks(s, ik, &uri, jwks_json, strlen(jwks_json), fetched_at, err, err_len);
 	if (r == 0)
 		ik->last_fetch = fetched_at;
+	free(uri);
 	return r;
 }
 
