@@ -6,7 +6,7 @@ SLUICE_DEB_PACKAGES=(
 	# build
 	build-essential autoconf automake libtool pkg-config make
 	libdbus-1-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev
-	libjansson-dev libjwt-dev libpg-query-dev libcmocka-dev
+	libjansson-dev libpg-query-dev libcmocka-dev
 	libpam0g-dev libpamtest0-dev
 	# PostgreSQL 15 server, client, pgbench; pgbouncer for the benchmark
 	postgresql postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer
