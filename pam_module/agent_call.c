@@ -107,3 +107,46 @@ bool pam_sluice_session_id_ok(const char *id)
 	}
 	return true;
 }
+
+/* Length of the control character at p (C0, DEL, or C1 as UTF-8), or 0. */
+static size_t control_at(const char *p)
+{
+	const unsigned char *u = (const unsigned char *)p;
+
+	if (u[0] < 0x20 || u[0] == 0x7f)
+		return 1;
+	if (u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f)
+		return 2;
+	return 0;
+}
+
+bool pam_sluice_has_control(const char *s)
+{
+	for (; *s; s++)
+		if (control_at(s))
+			return true;
+	return false;
+}
+
+void pam_sluice_log_text(const char *in, char *buf, size_t size)
+{
+	const char *m = in;
+	size_t n = 0;
+
+	if (size == 0)
+		return;
+	while (*m && n + 1 < size) {
+		size_t c = control_at(m);
+
+		buf[n++] = c ? '?' : *m;
+		m += c ? c : 1;
+	}
+	/* Cut in the middle of a character: drop its first bytes too. */
+	if (((unsigned char)*m & 0xc0) == 0x80) {
+		while (n > 0 && ((unsigned char)buf[n - 1] & 0xc0) == 0x80)
+			n--;
+		if (n > 0)
+			n--;
+	}
+	buf[n] = '\0';
+}

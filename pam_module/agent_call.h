@@ -33,3 +33,12 @@ bool pam_sluice_agent_gone(const struct dbusc_error *err);
 /* A session id we are willing to put in the PAM environment and pass
  * back: 1..PAM_SLUICE_SESSION_ID_MAX of [A-Za-z0-9._:-]. */
 bool pam_sluice_session_id_ok(const char *id);
+
+/* True when s holds a control character: C0, DEL, or C1 (as UTF-8). */
+bool pam_sluice_has_control(const char *s);
+
+/* in, fit for a log line, into buf (size bytes, NUL-terminated): control
+ * characters (C1 too: a terminal showing the log obeys them) become '?',
+ * and a cut falls on a character boundary. An agent's reason may quote a
+ * claim the token's issuer chose. */
+void pam_sluice_log_text(const char *in, char *buf, size_t size);

@@ -42,16 +42,10 @@ struct ctx {
 	const char *user;
 };
 
-/* The log line for the agent's reason: capped, and with control characters
- * replaced, since a reason may quote a claim the token's issuer chose. */
+/* The log line for the agent's reason (see pam_sluice_log_text). */
 static void reason_of(const struct dbusc_error *err, char *buf, size_t size)
 {
-	const char *m = err && err->message ? err->message : "unknown error";
-	size_t n = 0;
-
-	for (; *m && n + 1 < size; m++, n++)
-		buf[n] = ((unsigned char)*m < 0x20 || *m == 0x7f) ? '?' : *m;
-	buf[n] = '\0';
+	pam_sluice_log_text(err && err->message ? err->message : "unknown error", buf, size);
 }
 
 static bool user_ok(const char *user)
@@ -60,10 +54,7 @@ static bool user_ok(const char *user)
 
 	if (n == 0 || n > PAM_SLUICE_USER_MAX || !dbus_validate_utf8(user, NULL))
 		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)user[i] < 0x20 || user[i] == 0x7f)
-			return false;
-	return true;
+	return !pam_sluice_has_control(user);
 }
 
 /* Parse the arguments and find PAM_USER. Returns PAM_SUCCESS or the code

@@ -398,6 +398,32 @@ static void session_ids(void **state)
 	assert_true(pam_sluice_session_id_ok(long_id));
 }
 
+static void log_text(void **state)
+{
+	char b[16];
+
+	pam_sluice_log_text("token rejected", b, sizeof(b));
+	assert_string_equal(b, "token rejected");
+	/* Newlines, escapes and C1 controls (CSI is U+009B) cannot forge or
+	 * colour a log line. */
+	pam_sluice_log_text("a\nb\x1b[1mc\xc2\x9b" "d\x7f", b, sizeof(b));
+	assert_string_equal(b, "a?b?[1mc?d?");
+	/* Other non-ASCII passes; a cut never splits a character. */
+	pam_sluice_log_text("caf\xc3\xa9", b, sizeof(b));
+	assert_string_equal(b, "caf\xc3\xa9");
+	pam_sluice_log_text("0123456789abcd\xc3\xa9", b, sizeof(b)); /* 15 bytes fit */
+	assert_string_equal(b, "0123456789abcd");
+	pam_sluice_log_text("0123456789abc\xe2\x82\xac", b, sizeof(b));
+	assert_string_equal(b, "0123456789abc");
+	pam_sluice_log_text("", b, sizeof(b));
+	assert_string_equal(b, "");
+
+	assert_false(pam_sluice_has_control("sluicet-a"));
+	assert_false(pam_sluice_has_control("user\xc3\xa9"));
+	assert_true(pam_sluice_has_control("a\tb"));
+	assert_true(pam_sluice_has_control("a\xc2\x85" "b")); /* NEL */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -416,6 +442,7 @@ int main(void)
 		cmocka_unit_test(mapping_account_session),
 		cmocka_unit_test(agent_gone_on_dead_bus),
 		cmocka_unit_test(session_ids),
+		cmocka_unit_test(log_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
