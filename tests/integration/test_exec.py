@@ -71,7 +71,8 @@ def pam_dir(sandbox, pam_module) -> Path:
                                             f"session  required {pam_module}\n")
 
 
-PAM_WRAPPER_ENV = ("LD_PRELOAD", "PAM_WRAPPER", "PAM_WRAPPER_SERVICE_DIR")
+PAM_WRAPPER_ENV = ("LD_PRELOAD", "PAM_WRAPPER", "PAM_WRAPPER_SERVICE_DIR", "PAM_WRAPPER_RUNTIME_DIR",
+                   "UID_WRAPPER_DISABLE_DEEPBIND", "ASAN_OPTIONS")
 
 
 def exec_cmd(agent, pam_dir: Path, args: Sequence[str], cmd: Sequence[str], *, raw: bool = False) -> list[str]:
@@ -81,8 +82,22 @@ def exec_cmd(agent, pam_dir: Path, args: Sequence[str], cmd: Sequence[str], *, r
     loads pam_wrapper takes one of its few /tmp/pam.? directories. raw:
     CMD as it is."""
     strip = [] if raw else ["env", *(a for v in PAM_WRAPPER_ENV for a in ("-u", v))]
+    return [*pam_wrapper_env(pam_dir), str(agent.ctl_binary), "exec", *args, "--", *strip, *cmd]
+
+
+def pam_wrapper_env(pam_dir: Path) -> list[str]:
+    """env(1) with the pam_wrapper variables. For a sanitizer build: the
+    sanitizer runtime is then not first in the library list, which it
+    accepts when told, and pam_wrapper must not dlopen libpam with
+    RTLD_DEEPBIND (its switch for that is spelt UID_WRAPPER_...).
+
+    pam_wrapper copies the service files into /tmp/pam.<one character>,
+    picked with lstat-then-mkdir and used even when mkdir fails: two
+    processes starting at once (another test run on the same machine) can
+    share one and read each other's "sluice"."""
+    asan = ":".join(o for o in (os.environ.get("ASAN_OPTIONS", ""), "verify_asan_link_order=0") if o)
     return ["env", f"LD_PRELOAD={PAM_WRAPPER}", "PAM_WRAPPER=1", f"PAM_WRAPPER_SERVICE_DIR={pam_dir}",
-            str(agent.ctl_binary), "exec", *args, "--", *strip, *cmd]
+            "UID_WRAPPER_DISABLE_DEEPBIND=1", f"ASAN_OPTIONS={asan}"]
 
 
 class Work:
@@ -233,8 +248,7 @@ def test_a_pam_stack_without_pam_sluice_fails_closed(sandbox, work, idp, account
                                                       for t in ("auth", "account", "session")))
     work.write_token(idp)
     marker = work.path("ran")
-    r = sf.run(["env", f"LD_PRELOAD={PAM_WRAPPER}", "PAM_WRAPPER=1", f"PAM_WRAPPER_SERVICE_DIR={d}",
-                ctl, "exec", "--token-file", work.token, "--connection", "orders-pg", "--",
+    r = sf.run([*pam_wrapper_env(d), ctl, "exec", "--token-file", work.token, "--connection", "orders-pg", "--",
                 "touch", marker], user=SERVICE_A, env={"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent"})
     assert r.rc == 1, r
     assert ("sluicectl: the sluice PAM stack opened no session "
