@@ -42,6 +42,8 @@ static const struct {
 	{ "AuditUnavailable", -EIO },
 	{ "ConfigInvalid", -EINVAL },
 	{ "Failed", -EIO },
+	{ "TokenRejected", -EPERM },   /* the token did not verify for the account */
+	{ "Unavailable", -EAGAIN },    /* the issuer's keys cannot be had */
 };
 
 static bool starts_with(const char *s, const char *prefix)

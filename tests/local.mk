@@ -14,3 +14,6 @@ include tests/unit/oidc.mk
 include tests/unit/pam.mk
 endif
 EXTRA_DIST += tests/integration tests/unit/configs tests/dbus-system-test.conf.in
+# pytest leaves bytecode next to the tests; it is not part of a release.
+dist-hook:
+	find $(distdir)/tests -name __pycache__ -type d -prune -exec rm -rf {} +
