@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct dbusc {
@@ -206,49 +207,61 @@ static int finish_open(DBusConnection *conn, int timeout_ms, struct dbusc **out,
 	return 0;
 }
 
-int dbusc_open_system(int timeout_ms, struct dbusc **out, struct dbusc_error *err)
+/* Connect to the bus at address and say Hello within timeout_ms (libdbus's
+ * own registration waits up to 25 s on a hung bus; a PAM stack must not). */
+static int open_bounded(const char *address, int timeout_ms, struct dbusc **out,
+			struct dbusc_error *err)
 {
 	DBusError de;
 	DBusConnection *conn;
+	DBusMessage *hello, *reply = NULL;
+	const char *name = NULL;
+	char *m;
 
+	if (timeout_ms <= 0)
+		timeout_ms = DBUSC_DEFAULT_TIMEOUT_MS;
 	dbus_error_init(&de);
-	conn = dbus_bus_get_private(DBUS_BUS_SYSTEM, &de);
-	if (!conn) {
-		if (dbus_error_is_set(&de)) {
-			char *m = format_message(UNREACHABLE_TEXT " (%s)",
-						 de.message ? de.message : de.name);
-			dbus_error_free(&de);
-			return error_local(err, DBUSC_ERR_UNREACHABLE, -EHOSTUNREACH, m);
-		}
-		return error_local(err, DBUSC_ERR_UNREACHABLE, -EHOSTUNREACH,
-				   format_message(UNREACHABLE_TEXT " (cannot connect)"));
+	conn = dbus_connection_open_private(address, &de);
+	if (!conn)
+		goto fail;
+	hello = dbus_message_new_method_call(DBUS_SERVICE_DBUS, DBUS_PATH_DBUS, DBUS_INTERFACE_DBUS,
+					     "Hello");
+	if (hello) {
+		reply = dbus_connection_send_with_reply_and_block(conn, hello, timeout_ms, &de);
+		dbus_message_unref(hello);
 	}
+	if (!reply || !dbus_message_get_args(reply, &de, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID) ||
+	    !dbus_bus_set_unique_name(conn, name)) {
+		if (reply)
+			dbus_message_unref(reply);
+		dbus_connection_close(conn);
+		dbus_connection_unref(conn);
+		goto fail;
+	}
+	dbus_message_unref(reply);
 	return finish_open(conn, timeout_ms, out, err);
+fail:
+	m = format_message(UNREACHABLE_TEXT " (%s)",
+			   dbus_error_is_set(&de) && de.message ? de.message : address);
+	dbus_error_free(&de);
+	return error_local(err, DBUSC_ERR_UNREACHABLE, -EHOSTUNREACH, m);
+}
+
+int dbusc_open_system(int timeout_ms, struct dbusc **out, struct dbusc_error *err)
+{
+	/* As libdbus does: ignored in a setuid/setgid process, where the
+	 * environment belongs to the caller (a fake bus could fake the agent). */
+	const char *address = secure_getenv("DBUS_SYSTEM_BUS_ADDRESS");
+
+	if (!address || !*address)
+		address = "unix:path=/run/dbus/system_bus_socket";
+	return open_bounded(address, timeout_ms, out, err);
 }
 
 int dbusc_open_address(const char *address, int timeout_ms, struct dbusc **out,
 		       struct dbusc_error *err)
 {
-	DBusError de;
-	DBusConnection *conn;
-
-	dbus_error_init(&de);
-	conn = dbus_connection_open_private(address, &de);
-	if (!conn) {
-		char *m = format_message(UNREACHABLE_TEXT " (%s)",
-					 dbus_error_is_set(&de) && de.message ? de.message : address);
-		dbus_error_free(&de);
-		return error_local(err, DBUSC_ERR_UNREACHABLE, -EHOSTUNREACH, m);
-	}
-	if (!dbus_bus_register(conn, &de)) {
-		char *m = format_message(UNREACHABLE_TEXT " (%s)",
-					 dbus_error_is_set(&de) && de.message ? de.message : address);
-		dbus_error_free(&de);
-		dbus_connection_close(conn);
-		dbus_connection_unref(conn);
-		return error_local(err, DBUSC_ERR_UNREACHABLE, -EHOSTUNREACH, m);
-	}
-	return finish_open(conn, timeout_ms, out, err);
+	return open_bounded(address, timeout_ms, out, err);
 }
 
 struct dbusc *dbusc_close(struct dbusc *c)
