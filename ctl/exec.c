@@ -44,7 +44,7 @@
 static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
 
 struct exec_ctx {
-	const char *token_path; /* a file, or "-" */
+	const char *token_path; /* a file, or "-"; NULL: the session in $SLUICE_SESSION */
 	bool rotate;            /* watch the token file */
 	char **cmd;
 	char user[256];
@@ -710,17 +710,19 @@ static int exec_prepare(struct exec_ctx *x, const char *conn, uint64_t ttl, cons
 	char **pam_env = NULL, **envp = NULL, err[512];
 	int sig, r;
 
-	if (ctl_token_read(x->token_path, &x->token, &x->token_len, err, sizeof(err)) < 0) {
-		ctl_err("%s", err);
-		return CTL_FAILED;
+	if (x->token_path) {
+		if (ctl_token_read(x->token_path, &x->token, &x->token_len, err, sizeof(err)) < 0) {
+			ctl_err("%s", err);
+			return CTL_FAILED;
+		}
+		ctl_token_digest(x->token, x->token_len, x->digest);
+		r = pam_begin(x);
+		/* only the auth step asks for it (the conversation) */
+		secret_free(x->token, x->token_len);
+		x->token = NULL;
+		if (r != 0)
+			goto out;
 	}
-	ctl_token_digest(x->token, x->token_len, x->digest);
-	r = pam_begin(x);
-	/* only the auth step asks for it (the conversation) */
-	secret_free(x->token, x->token_len);
-	x->token = NULL;
-	if (r != 0)
-		goto out;
 	if ((sig = pending_termination(x))) {
 		ctl_err("stopped by SIG%s before %s started", signal_name(sig), x->cmd[0]);
 		r = 128 + sig;
@@ -733,7 +735,7 @@ static int exec_prepare(struct exec_ctx *x, const char *conn, uint64_t ttl, cons
 	if (x->rotate && (r = watch_token_dir(x)) < 0)
 		ctl_err("cannot watch %s for a rotated token (%s): reading it every %llds instead",
 			x->token_path, strerror(-r), CHECK_INTERVAL_US / US);
-	pam_env = pam_getenvlist(x->pam);
+	pam_env = x->pam ? pam_getenvlist(x->pam) : NULL;
 	envp = build_env(x, &g, pam_env, ours);
 	if (!envp) {
 		ctl_err("out of memory");
@@ -794,17 +796,35 @@ int cmd_exec(struct ctl *ctl, int argc, char **argv)
 	if (strlen(reason) > 1024)
 		return ctl_usage_error("--reason is longer than 1024 bytes");
 	x.token_path = ctl_token_path(file);
-	if (!x.token_path)
-		return ctl_usage_error("no token: give --token-file FILE (- for standard input) or set SLUICE_TOKEN_FILE");
-	if (!*x.token_path)
+	if (x.token_path && !*x.token_path)
 		return ctl_usage_error("--token-file needs a file name");
-	x.rotate = strcmp(x.token_path, "-") != 0;
+	if (x.token_path) {
+		x.rotate = strcmp(x.token_path, "-") != 0;
+	} else {
+		/* No token: a session someone else opened (systemd's PAMName=
+		 * puts SLUICE_SESSION into the service's environment). exec
+		 * then only requests and revokes the grant; the session is
+		 * not its to close. */
+		const char *sid = getenv("SLUICE_SESSION");
+
+		if (!sid || !*sid)
+			return ctl_usage_error("no token: give --token-file FILE (- for standard input), "
+					       "set SLUICE_TOKEN_FILE, or run in a session (SLUICE_SESSION)");
+		if (!name_is_safe(sid, 128))
+			return ctl_usage_error("SLUICE_SESSION is not a session id");
+		x.session_id = strdup(sid);
+		if (!x.session_id) {
+			ctl_err("out of memory");
+			return CTL_FAILED;
+		}
+	}
 	x.cmd = argv + dashdash + 1;
 
 	errno = 0;
 	pw = getpwuid(getuid());
 	if (!pw || !pw->pw_name || strlen(pw->pw_name) >= sizeof(x.user)) {
 		ctl_err("uid %u has no account name: PAM needs one", (unsigned)getuid());
+		free(x.session_id);
 		return CTL_FAILED;
 	}
 	snprintf(x.user, sizeof(x.user), "%s", pw->pw_name);
@@ -813,6 +833,7 @@ int cmd_exec(struct ctl *ctl, int argc, char **argv)
 		ctl_err("cannot set up signal handling: %s", strerror(-r));
 		if (x.sfd >= 0)
 			close(x.sfd);
+		free(x.session_id);
 		return CTL_FAILED;
 	}
 	r = exec_prepare(&x, conn, ttl, schema, reason);

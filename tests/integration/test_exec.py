@@ -338,6 +338,28 @@ def test_exec_reads_the_token_from_stdin_or_sluice_token_file(exec_agent, pam_di
     wait_gone(a)
 
 
+def test_exec_in_a_session_opened_elsewhere(exec_agent, work):
+    """No token but $SLUICE_SESSION (as systemd's PAMName= leaves it): exec
+    runs no PAM, requests the grant in that session, revokes it at the end
+    and leaves the session open."""
+    a = exec_agent
+    work.write_token(a.idp)
+    sid = ctl_json(a, "login", "--token-file", str(work.token), user=SERVICE_A)["id"]
+    cmd = [str(a.ctl_binary), "exec", "--connection", CONNECTION_NAME, "--",
+           "sh", "-c", 'echo "$SLUICE_SESSION"; psql -X -A -t -c "select 1"']
+    r = sf.run(cmd, user=SERVICE_A, env={**a.env(), "SLUICE_SESSION": sid})
+    assert (r.rc, r.stdout) == (0, f"{sid}\n1\n"), r
+    sessions, grants = live(a)
+    assert ([s["id"] for s in sessions], grants) == ([sid], [])
+    # a session that is not the caller's (or not live): no grant, no command
+    marker = work.path("ran")
+    r = sf.run([str(a.ctl_binary), "exec", "--connection", CONNECTION_NAME, "--", "touch", str(marker)],
+               user=SERVICE_A, env={**a.env(), "SLUICE_SESSION": "0123456789abcdef"})
+    assert (r.rc, r.stdout) == (1, ""), r
+    assert not marker.exists()
+    assert a.ctl("session", "close", sid).rc == 0
+
+
 @pytest.mark.parametrize("cmd, rc, message", [
     (sh("exit 3"), 3, None),
     (sh("kill -KILL $$"), 128 + signal.SIGKILL, None),
