@@ -16,7 +16,9 @@ ctl_sluicectl_SOURCES = \
 	ctl/audit.c \
 	ctl/policy_check.c \
 	ctl/session.c \
+	ctl/exec.h \
 	ctl/exec.c \
+	ctl/exec_session.c \
 	ctl/token.h \
 	ctl/token.c \
 	$(CTL_HELPER_SOURCES)
