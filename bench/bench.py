@@ -29,10 +29,15 @@ from typing import Optional
 
 SRCDIR = Path(os.environ.get("SLUICE_SRCDIR") or Path(__file__).resolve().parents[1])
 sys.path.insert(0, str(SRCDIR / "tests" / "integration"))
+sys.path.insert(0, str(SRCDIR / "scripts" / "lib"))
 import sluice_fixtures as sf  # noqa: E402
+import idp_run  # noqa: E402  (the local OIDC provider scripts/demo uses too)
 
 BENCH_USER = "mcp-bench"          # the service account that holds the grant
+BENCH_SUBJECT = "bench-workload"  # the OIDC subject bound to it
 BENCH_CONNECTION = "bench-pg"
+GRANT_TTL = "4h"
+TOKEN_TTL = 5 * 3600              # the session (token) outlives the 4 h grant
 MODES = ("simple", "extended", "prepared")
 TARGETS = ("direct", "pgbouncer", "sluice")
 IDLE_CONNECTIONS = 100
@@ -206,6 +211,7 @@ class Bench:
     pg: Optional[sf.PgCluster] = None
     bouncer: Optional[Pgbouncer] = None
     bus: Optional[sf.Bus] = None
+    idp: Optional[object] = None      # idp.IdP, while the session is being opened
     agent: Optional[sf.Agent] = None
     grant: Optional[dict] = None
     targets: dict = field(default_factory=dict)
@@ -240,7 +246,7 @@ class Bench:
         for p in (builddir / "agent" / "sluiced", builddir / "ctl" / "sluicectl"):
             if not os.access(p, os.X_OK):
                 raise SystemExit(f"bench: {p} is not built; run without sluice: --targets direct,pgbouncer")
-        say("==> sluice: install tree, private bus, sluiced, a grant for " + BENCH_USER)
+        say(f"==> sluice: install tree, OIDC provider, private bus, sluiced, a session and a grant for {BENCH_USER}")
         installed = sf.install_tree(builddir, SRCDIR, self.sandbox / "install")
         # The installed copies: the bench account may not reach the build tree.
         sluiced = installed.program("sluiced") or builddir / "agent" / "sluiced"
@@ -249,14 +255,32 @@ class Bench:
         agent_acct = self.accounts[sf.AGENT_USER]
         dirs = sf.AgentDirs(self.sandbox / "agent", agent_acct)
         pwfile = self.pg.write_password_file(dirs.credentials / BENCH_CONNECTION, agent_acct)
+        # Every grant hangs off a live OIDC session: a local provider (the
+        # one scripts/demo runs) issues the bench account's token.
+        _, self.idp = idp_run.start(self.sandbox / "idp", [
+            {"client_id": BENCH_SUBJECT, "groups": ["bench"], "alg": "RS256", "ttl": TOKEN_TTL}])
         sections = sf.default_sections(self.pg, dirs, pwfile, connection_name=BENCH_CONNECTION)
         sections[0][1]["max_connections_per_grant"] = str(IDLE_CONNECTIONS + 50)
+        sections.append(("oidc", dict(self.idp.oidc_keys(leeway="30s"))))
+        sections.append((f"identity {BENCH_USER}", {"subject": BENCH_SUBJECT}))
         sections.append(("access bench", {"connection": BENCH_CONNECTION, "allow": BENCH_USER,
-                                          "max_ttl": "4h"}))
+                                          "max_ttl": GRANT_TTL}))
         sf.write_file(dirs.config, sf.render_config(sections), 0o644)
         self.agent = sf.Agent(sluiced, ctl, dirs, self.bus).start()
-        self.grant = self.agent.request_grant(BENCH_USER, BENCH_CONNECTION, ttl="4h", reason="benchmark")
-        say(f"    grant {self.grant.get('id')} at {self.grant['socket_dir']}")
+        bench_acct = self.accounts[BENCH_USER]
+        home = sf.make_dir(self.sandbox / BENCH_USER, 0o700, bench_acct)
+        token_file = self.idp.write_token(home / "token", BENCH_SUBJECT, owner=bench_acct)
+        r = self.agent.ctl("--json", "login", "--token-file", str(token_file), user=BENCH_USER)
+        r.check(f"sluicectl login as {BENCH_USER}")
+        session = json.loads(r.stdout)
+        token_file.unlink()
+        self.grant = self.agent.request_grant(BENCH_USER, BENCH_CONNECTION, ttl=GRANT_TTL, reason="benchmark")
+        # The session was the IdP's whole part: nothing on the data path asks
+        # it anything, so it does not take CPU from the runs.
+        self.idp.stop()
+        self.idp = None
+        say(f"    session {session.get('id')} (subject {BENCH_SUBJECT}), "
+            f"grant {self.grant.get('id')} at {self.grant['socket_dir']}")
         env = {"PGHOST": self.grant["socket_dir"], "PGPORT": "5432", "PGDATABASE": self.pg.dbname}
         self.targets["sluice"] = Target("sluice", BENCH_USER, env)
 
@@ -311,6 +335,8 @@ class Bench:
                     f"{'killed' if self.agent.killed else 'exited'}); its log: {self.agent.log_path}")
         if self.bus:
             self.bus.stop()
+        if self.idp:
+            self.idp.stop()
         if self.bouncer:
             self.bouncer.stop()
         if self.pg:
@@ -422,6 +448,10 @@ def main(argv: list[str]) -> int:
         os.environ["SLUICE_BUILDDIR"] = str(builddir)
         if not os.access(builddir / "agent" / "sluiced", os.X_OK):
             raise SystemExit(f"bench: {builddir}/agent/sluiced is not built; "
+                             "to measure without sluice: --targets direct,pgbouncer")
+        why = idp_run.idp_mod.unavailable()
+        if why:
+            raise SystemExit(f"bench: sluice grants need a session, and so the local OIDC provider: {why}; "
                              "to measure without sluice: --targets direct,pgbouncer")
     accounts = sf.ensure_accounts((sf.AGENT_USER, sf.PG_USER, BENCH_USER))
     sandbox = sf.new_sandbox("sluice-bench-")
