@@ -306,6 +306,7 @@ int grant_create(struct agent *a, const struct grant_request *req, struct grant 
 		return -EUSERS;
 	}
 	ttl = MIN(ttl, acc->max_ttl);
+	uint64_t granted_ttl = ttl; /* what policy allows, before the session's cap */
 	{
 		/* Never past the session: the grant dies with it anyway. */
 		int64_t left = (req->session->expires_us - now_us()) / 1000000;
@@ -336,6 +337,7 @@ int grant_create(struct agent *a, const struct grant_request *req, struct grant 
 	g->proto = proto_for(conn->type);
 	g->created_us = now_us();
 	g->expires_us = g->created_us + (int64_t)ttl * 1000000;
+	g->ttl_end_us = g->created_us + (int64_t)granted_ttl * 1000000;
 	r = random_bytes(raw, sizeof(raw));
 	if (r < 0)
 		goto fail_errno;
@@ -416,6 +418,22 @@ fail_proto:
 fail:
 	grant_unref(g);
 	return r < 0 ? r : -EIO;
+}
+
+void grant_session_extended(struct grant *g, int64_t session_expires_us)
+{
+	int64_t until = MIN(g->ttl_end_us, session_expires_us);
+
+	if (g->state != GRANT_ACTIVE || until <= g->expires_us)
+		return;
+	g->expires_us = until;
+	if (arm_expiry(g) < 0) {
+		grant_end(g, "agent-error");
+		return;
+	}
+	agent_event(g->agent, "grant.extended", g->id, &g->uid, g->user, g->conn->name,
+		    "session %s refreshed; the grant now ends %llds from now", g->session_id,
+		    (long long)((g->expires_us - now_us()) / 1000000));
 }
 
 void grant_end(struct grant *g, const char *reason)

@@ -31,6 +31,7 @@ struct grant {
 	char session_id[GRANT_ID_LEN + 1];
 	char *subject, *issuer, *groups_json;
 	int64_t created_us, expires_us; /* wall clock */
+	int64_t ttl_end_us;          /* created + the TTL policy allowed, before the session's cap */
 	char *dir, *socket_path;
 	int listen_fd;
 	struct loop_watch *listen_watch;
@@ -63,6 +64,9 @@ int grants_prepare_runtime(struct agent *a, char *err, size_t errlen) WUR;
 int grant_create(struct agent *a, const struct grant_request *req, struct grant **out,
 		 struct agent_err *err) WUR;
 struct grant *grant_find(struct agent *a, const char *id);
+/* Its session now lasts until session_expires_us: a grant cut short by
+ * the session's old expiry runs on, up to the TTL it was granted. */
+void grant_session_extended(struct grant *g, int64_t session_expires_us);
 /* End an active grant (no-op when already ended). reason is static. */
 void grant_end(struct grant *g, const char *reason);
 /* At exit: close every connection still open on an ended grant. */

@@ -205,6 +205,14 @@ int session_refresh(struct session *s, const struct session_identity *id, struct
 		agent_err_set(err, "Failed", "out of memory");
 		return -ENOMEM;
 	}
+	{
+		struct list_node *n, *t;
+		list_for_each_safe(n, t, &s->agent->grants) {
+			struct grant *g = container_of(n, struct grant, node);
+			if (strcmp(g->session_id, s->id) == 0)
+				grant_session_extended(g, s->expires_us);
+		}
+	}
 	duration_format((uint64_t)MAX(0, (s->expires_us - now_us()) / 1000000), left, sizeof(left));
 	agent_event(s->agent, "session.refreshed", NULL, &s->uid, s->user, NULL,
 		    "session %s; groups %s; expires in %s", s->id, s->groups_json, left);

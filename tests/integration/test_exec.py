@@ -491,9 +491,6 @@ def test_a_rejected_rotation_ends_the_session_and_the_grant(exec_agent, pam_dir,
     assert content not in r.stderr, r
 
 
-@pytest.mark.xfail(strict=True, reason="sluiced caps a grant's TTL at its session's expiry when the "
-                   "grant is made and RefreshSession does not move it: the session lives on, the grant "
-                   "ends with the first token (contract: data/org.sluice.Agent1.xml says nothing of it)")
 def test_rotation_keeps_the_command_connected_past_the_first_token(exec_agent, pam_dir, work):
     """An 8-second token rotated every 2 s: the command still has its grant
     after 12 s (without rotation it would end at 8 s)."""
