@@ -461,7 +461,11 @@ static DBusMessage *m_get_grant(struct bus *b, DBusMessage *msg, const struct ca
 	return reply;
 }
 
-static DBusMessage *m_list_grants(struct bus *b, DBusMessage *msg, const struct caller *c)
+/* ListGrants / ListSessions: every item of the list (all, admins only) or
+ * the caller's. owner() gives an item's uid, append() marshals it. */
+static DBusMessage *list_reply(struct bus *b, DBusMessage *msg, const struct caller *c,
+			       struct list_node *head, uid_t (*owner)(struct list_node *),
+			       bool (*append)(DBusMessageIter *, struct list_node *))
 {
 	dbus_bool_t all;
 	DBusError e = DBUS_ERROR_INIT;
@@ -480,16 +484,30 @@ static DBusMessage *m_list_grants(struct bus *b, DBusMessage *msg, const struct 
 		return NULL;
 	dbus_message_iter_init_append(reply, &it);
 	ok = dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "a{sv}", &arr);
-	list_for_each_safe(n, t, &b->a->grants) {
-		struct grant *g = container_of(n, struct grant, node);
-		if (ok && (all || g->uid == c->uid))
-			ok = append_grant(&arr, g);
+	list_for_each_safe(n, t, head) {
+		if (ok && (all || owner(n) == c->uid))
+			ok = append(&arr, n);
 	}
 	if (!ok || !dbus_message_iter_close_container(&it, &arr)) {
 		dbus_message_unref(reply);
 		return NULL;
 	}
 	return reply;
+}
+
+static uid_t grant_owner(struct list_node *n)
+{
+	return container_of(n, struct grant, node)->uid;
+}
+
+static bool grant_append(DBusMessageIter *it, struct list_node *n)
+{
+	return append_grant(it, container_of(n, struct grant, node));
+}
+
+static DBusMessage *m_list_grants(struct bus *b, DBusMessage *msg, const struct caller *c)
+{
+	return list_reply(b, msg, c, &b->a->grants, grant_owner, grant_append);
 }
 
 static DBusMessage *m_reload(struct bus *b, DBusMessage *msg, const struct caller *c)
@@ -686,35 +704,19 @@ static DBusMessage *m_get_session(struct bus *b, DBusMessage *msg, const struct 
 	return reply_with_dict(msg, fill_session, s);
 }
 
+static uid_t session_owner(struct list_node *n)
+{
+	return container_of(n, struct session, node)->uid;
+}
+
+static bool session_append(DBusMessageIter *it, struct list_node *n)
+{
+	return append_session(it, container_of(n, struct session, node));
+}
+
 static DBusMessage *m_list_sessions(struct bus *b, DBusMessage *msg, const struct caller *c)
 {
-	dbus_bool_t all;
-	DBusError e = DBUS_ERROR_INIT;
-	struct agent_err err;
-	DBusMessage *reply;
-	DBusMessageIter it, arr;
-	struct list_node *n, *t;
-	bool ok;
-
-	if (!dbus_message_get_args(msg, &e, DBUS_TYPE_BOOLEAN, &all, DBUS_TYPE_INVALID))
-		return bad_args(msg, &e);
-	if (all && api_check_list_all(b->a, c, &err) < 0)
-		return error_reply(msg, &err);
-	reply = dbus_message_new_method_return(msg);
-	if (!reply)
-		return NULL;
-	dbus_message_iter_init_append(reply, &it);
-	ok = dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "a{sv}", &arr);
-	list_for_each_safe(n, t, &b->a->sessions) {
-		struct session *s = container_of(n, struct session, node);
-		if (ok && (all || s->uid == c->uid))
-			ok = append_session(&arr, s);
-	}
-	if (!ok || !dbus_message_iter_close_container(&it, &arr)) {
-		dbus_message_unref(reply);
-		return NULL;
-	}
-	return reply;
+	return list_reply(b, msg, c, &b->a->sessions, session_owner, session_append);
 }
 
 static const struct {

@@ -28,7 +28,7 @@ struct verifier {
 	bool running;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct list_node todo;        /* jobs for the worker */
+	struct list_node waiting;     /* jobs for the worker */
 	struct list_node done;        /* results for the loop */
 	unsigned pending;             /* submitted, not yet called back */
 	bool stop;
@@ -99,11 +99,11 @@ static void *worker(void *arg)
 	for (;;) {
 		struct job *j;
 
-		while (!v->stop && list_empty(&v->todo))
+		while (!v->stop && list_empty(&v->waiting))
 			pthread_cond_wait(&v->cond, &v->lock);
 		if (v->stop)
 			break;
-		j = container_of(v->todo.next, struct job, node);
+		j = container_of(v->waiting.next, struct job, node);
 		list_del(&j->node);
 		if (v->refetch_interval)
 			oidc_store_set_refetch_interval(v->store, v->refetch_interval);
@@ -156,7 +156,7 @@ int verifier_start(struct agent *a, const char *cache_dir, struct verifier **out
 		return -ENOMEM;
 	v->a = a;
 	v->efd = -1;
-	list_init(&v->todo);
+	list_init(&v->waiting);
 	list_init(&v->done);
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_cond_init(&v->cond, NULL);
@@ -202,8 +202,8 @@ struct verifier *verifier_stop(struct verifier *v)
 	}
 	/* Finished jobs are delivered as they are; queued ones are cancelled. */
 	on_done(v->watch, EPOLLIN, v);
-	while (!list_empty(&v->todo)) {
-		struct job *j = container_of(v->todo.next, struct job, node);
+	while (!list_empty(&v->waiting)) {
+		struct job *j = container_of(v->waiting.next, struct job, node);
 
 		list_del(&j->node);
 		v->pending--;
@@ -243,7 +243,7 @@ int verifier_submit(struct verifier *v, struct policy_ref *pol, const struct pol
 	j->ud = ud;
 	v->pending++;
 	pthread_mutex_lock(&v->lock);
-	list_add_tail(&v->todo, &j->node);
+	list_add_tail(&v->waiting, &j->node);
 	pthread_cond_signal(&v->cond);
 	pthread_mutex_unlock(&v->lock);
 	return 0;

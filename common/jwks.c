@@ -46,8 +46,7 @@ struct oidc_store {
 	struct oidc_store_stats stats;
 };
 
-__attribute__((format(printf, 3, 4)))
-static void say(char *buf, size_t n, const char *fmt, ...)
+void oidc_say(char *buf, size_t n, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -195,7 +194,7 @@ int oidc_store_issuer_info(const struct oidc_store *s, const char *issuer, size_
 		*n_keys = ik->n_keys;
 	if (fetched_at)
 		*fetched_at = ik->fetched_at;
-	say(last_error, last_error_len, "%s", ik->last_error);
+	oidc_say(last_error, last_error_len, "%s", ik->last_error);
 	return 0;
 }
 
@@ -215,7 +214,7 @@ static int url_check(const char *url, bool *plain, char *err, size_t err_len)
 	int r = -EINVAL;
 
 	if (strnlen(url, URL_MAX + 1) > URL_MAX) {
-		say(err, err_len, "URL longer than %d bytes", URL_MAX);
+		oidc_say(err, err_len, "URL longer than %d bytes", URL_MAX);
 		return -EINVAL;
 	}
 	u = curl_url();
@@ -224,7 +223,7 @@ static int url_check(const char *url, bool *plain, char *err, size_t err_len)
 	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-		say(err, err_len, "not a valid URL: %s", url);
+		oidc_say(err, err_len, "not a valid URL: %s", url);
 		goto out;
 	}
 	if (strcasecmp(scheme, "https") == 0) {
@@ -234,7 +233,7 @@ static int url_check(const char *url, bool *plain, char *err, size_t err_len)
 		*plain = true;
 		r = 0;
 	} else {
-		say(err, err_len, "%s: only https is allowed (http only for localhost)", url);
+		oidc_say(err, err_len, "%s: only https is allowed (http only for localhost)", url);
 	}
 out:
 	curl_free(scheme);
@@ -249,16 +248,16 @@ static json_t *parse_json(const char *text, size_t len, const char *what, char *
 	json_t *j;
 
 	if (len > OIDC_RESPONSE_MAX) {
-		say(err, err_len, "%s larger than %d bytes", what, OIDC_RESPONSE_MAX);
+		oidc_say(err, err_len, "%s larger than %d bytes", what, OIDC_RESPONSE_MAX);
 		return NULL;
 	}
 	j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!j) {
-		say(err, err_len, "%s is not JSON (line %d: %s)", what, jerr.line, jerr.text);
+		oidc_say(err, err_len, "%s is not JSON (line %d: %s)", what, jerr.line, jerr.text);
 		return NULL;
 	}
 	if (!json_is_object(j)) {
-		say(err, err_len, "%s is not a JSON object", what);
+		oidc_say(err, err_len, "%s is not a JSON object", what);
 		json_decref(j);
 		return NULL;
 	}
@@ -275,11 +274,11 @@ static int discovery_jwks_uri(const json_t *doc, const char *issuer, char **jwks
 	int r;
 
 	if (!iss || strcmp(iss, issuer) != 0) {
-		say(err, err_len, "discovery document names another issuer");
+		oidc_say(err, err_len, "discovery document names another issuer");
 		return -EINVAL;
 	}
 	if (!uri) {
-		say(err, err_len, "discovery document has no jwks_uri");
+		oidc_say(err, err_len, "discovery document has no jwks_uri");
 		return -EINVAL;
 	}
 	r = url_check(uri, &plain, err, err_len);
@@ -297,7 +296,7 @@ static int jwks_keys(const json_t *jwks, struct jose_key **out, size_t *n_out, c
 	size_t n = 0, total;
 
 	if (!json_is_array(arr)) {
-		say(err, err_len, "JWKS has no keys array");
+		oidc_say(err, err_len, "JWKS has no keys array");
 		return -EINVAL;
 	}
 	total = MIN(json_array_size(arr), (size_t)JWKS_KEYS_MAX);
@@ -316,7 +315,7 @@ static int jwks_keys(const json_t *jwks, struct jose_key **out, size_t *n_out, c
 	}
 	if (n == 0) {
 		free(keys);
-		say(err, err_len, "JWKS has no usable signing key");
+		oidc_say(err, err_len, "JWKS has no usable signing key");
 		return -ENOKEY;
 	}
 	*out = keys;
@@ -555,21 +554,21 @@ static int http_get(const char *url, const char *ca_file, struct buf *out, char 
 	    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_USERAGENT, PACKAGE_NAME "/" PACKAGE_VERSION) != CURLE_OK) {
-		say(err, err_len, "%s: cannot set up the request", url);
+		oidc_say(err, err_len, "%s: cannot set up the request", url);
 		goto out;
 	}
 	cr = curl_easy_perform(c);
 	if (k.too_big || cr == CURLE_FILESIZE_EXCEEDED) {
-		say(err, err_len, "%s: response larger than %d bytes", url, OIDC_RESPONSE_MAX);
+		oidc_say(err, err_len, "%s: response larger than %d bytes", url, OIDC_RESPONSE_MAX);
 		r = -EMSGSIZE;
 		goto out;
 	}
 	if (cr != CURLE_OK) {
-		say(err, err_len, "%s: %s", url, ebuf[0] ? ebuf : curl_easy_strerror(cr));
+		oidc_say(err, err_len, "%s: %s", url, ebuf[0] ? ebuf : curl_easy_strerror(cr));
 		goto out;
 	}
 	if (curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK || code != 200) {
-		say(err, err_len, "%s: HTTP status %ld", url, code);
+		oidc_say(err, err_len, "%s: HTTP status %ld", url, code);
 		goto out;
 	}
 	*out = k.b;
@@ -646,7 +645,7 @@ static int fetch(struct oidc_store *s, struct issuer_keys *ik, const char *ca_fi
 	durl = discovery_url(ik->issuer);
 	if (!durl) {
 		r = -ENOMEM;
-		say(err, sizeof(err), "out of memory");
+		oidc_say(err, sizeof(err), "out of memory");
 		goto out;
 	}
 	r = http_get(durl, ca_file, &disc, err, sizeof(err));
@@ -662,7 +661,7 @@ static int fetch(struct oidc_store *s, struct issuer_keys *ik, const char *ca_fi
 out:
 	if (r < 0) {
 		s->stats.fetch_failures++;
-		say(ik->last_error, sizeof(ik->last_error), "%s", err[0] ? err : "fetch failed");
+		oidc_say(ik->last_error, sizeof(ik->last_error), "%s", err[0] ? err : "fetch failed");
 	} else {
 		ik->last_error[0] = '\0';
 	}
@@ -688,12 +687,12 @@ int oidc_store_seed(struct oidc_store *s, const char *issuer, const char *discov
 	int r;
 
 	if (!s || !issuer || !discovery_json || !jwks_json || fetched_at <= 0) {
-		say(err, err_len, "invalid arguments");
+		oidc_say(err, err_len, "invalid arguments");
 		return -EINVAL;
 	}
 	ik = issuer_get(s, issuer);
 	if (!ik) {
-		say(err, err_len, "out of memory");
+		oidc_say(err, err_len, "out of memory");
 		return -ENOMEM;
 	}
 	r = discovery_from_text(ik, discovery_json, strlen(discovery_json), &uri, err, err_len);
@@ -712,7 +711,7 @@ int oidc_store_keys(struct oidc_store *s, const char *issuer, const char *ca_fil
 	struct issuer_keys *ik = issuer_get(s, issuer);
 
 	if (!ik) {
-		say(err, err_len, "out of memory");
+		oidc_say(err, err_len, "out of memory");
 		return -ENOMEM;
 	}
 	if (!ik->fetched_at && !ik->tried_disk) {
@@ -723,7 +722,7 @@ int oidc_store_keys(struct oidc_store *s, const char *issuer, const char *ca_fil
 		if (may_fetch(s, ik, now))
 			(void)fetch(s, ik, ca_file, now);
 		if (!ik->fetched_at) {
-			say(err, err_len, "%s", ik->last_error);
+			oidc_say(err, err_len, "%s", ik->last_error);
 			return -EAGAIN;
 		}
 	} else if (now - ik->fetched_at > (int64_t)s->max_age && may_fetch(s, ik, now)) {
@@ -744,7 +743,7 @@ int oidc_store_refetch(struct oidc_store *s, const char *issuer, const char *ca_
 	if (!may_fetch(s, ik, now))
 		return 0;
 	if (fetch(s, ik, ca_file, now) < 0) {
-		say(err, err_len, "%s", ik->last_error);
+		oidc_say(err, err_len, "%s", ik->last_error);
 		return -EAGAIN;
 	}
 	return 1;

@@ -63,3 +63,7 @@ int oidc_store_keys(struct oidc_store *s, const char *issuer, const char *ca_fil
  * stays), -ENOENT for an issuer the store has never seen. */
 int oidc_store_refetch(struct oidc_store *s, const char *issuer, const char *ca_file, int64_t now,
 		       char *err, size_t err_len) WUR;
+
+/* For jwks.c and oidc.c: vsnprintf into buf when there is one (reasons and
+ * errors are optional out-parameters). */
+void oidc_say(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

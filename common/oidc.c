@@ -19,17 +19,6 @@
 /* Year 9999: anything later is not a date. */
 #define NUMERICDATE_MAX 253402300799LL
 
-__attribute__((format(printf, 3, 4)))
-static void say(char *buf, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!buf || n == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf, n, fmt, ap);
-	va_end(ap);
-}
 
 /* A string that came from a token, fit to quote in a reason: printable
  * ASCII kept, everything else as \xNN, cut after 64 input bytes. */
@@ -226,68 +215,68 @@ static enum oidc_result check_claims(const struct oidc_config *cfg, const uint8_
 
 	c = json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES, NULL);
 	if (!json_is_object(c)) {
-		say(reason, reason_len, "token payload is not a JSON object");
+		oidc_say(reason, reason_len, "token payload is not a JSON object");
 		goto out;
 	}
 	iss = json_object_get(c, "iss");
 	if (!json_is_string(iss)) {
-		say(reason, reason_len, "token has no issuer (iss)");
+		oidc_say(reason, reason_len, "token has no issuer (iss)");
 		goto out;
 	}
 	if (strcmp(json_string_value(iss), cfg->issuer) != 0) {
-		say(reason, reason_len, "wrong issuer");
+		oidc_say(reason, reason_len, "wrong issuer");
 		goto out;
 	}
 	aud = json_object_get(c, "aud");
 	if (!json_is_string(aud) && !json_is_array(aud)) {
-		say(reason, reason_len, "token has no audience (aud)");
+		oidc_say(reason, reason_len, "token has no audience (aud)");
 		goto out;
 	}
 	if (!aud_contains(aud, cfg->audience)) {
-		say(reason, reason_len, "wrong audience");
+		oidc_say(reason, reason_len, "wrong audience");
 		goto out;
 	}
 	v = json_object_get(c, "exp");
 	if (!v) {
-		say(reason, reason_len, "token has no expiry (exp)");
+		oidc_say(reason, reason_len, "token has no expiry (exp)");
 		goto out;
 	}
 	if (numeric_date(v, &exp) < 0) {
-		say(reason, reason_len, "token exp is not a valid date");
+		oidc_say(reason, reason_len, "token exp is not a valid date");
 		goto out;
 	}
 	if (now >= exp + leeway) {
 		format_rfc3339(exp * 1000000, when, sizeof(when));
-		say(reason, reason_len, "token expired at %s", when);
+		oidc_say(reason, reason_len, "token expired at %s", when);
 		goto out;
 	}
 	v = json_object_get(c, "nbf");
 	if (v && numeric_date(v, &nbf) < 0) {
-		say(reason, reason_len, "token nbf is not a valid date");
+		oidc_say(reason, reason_len, "token nbf is not a valid date");
 		goto out;
 	}
 	if (v && nbf > now + leeway) {
 		format_rfc3339(nbf * 1000000, when, sizeof(when));
-		say(reason, reason_len, "token not valid before %s", when);
+		oidc_say(reason, reason_len, "token not valid before %s", when);
 		goto out;
 	}
 	v = json_object_get(c, "iat");
 	if (v && numeric_date(v, &iat) < 0) {
-		say(reason, reason_len, "token iat is not a valid date");
+		oidc_say(reason, reason_len, "token iat is not a valid date");
 		goto out;
 	}
 	if (v && iat > now + leeway) {
 		format_rfc3339(iat * 1000000, when, sizeof(when));
-		say(reason, reason_len, "token issued in the future (iat %s)", when);
+		oidc_say(reason, reason_len, "token issued in the future (iat %s)", when);
 		goto out;
 	}
 	sub = json_object_get(c, "sub");
 	if (!json_is_string(sub) || json_string_length(sub) == 0) {
-		say(reason, reason_len, "token has no subject (sub)");
+		oidc_say(reason, reason_len, "token has no subject (sub)");
 		goto out;
 	}
 	if (!text_ok(json_string_value(sub), json_string_length(sub), OIDC_SUBJECT_MAX)) {
-		say(reason, reason_len, "token subject is longer than %d bytes or has control characters",
+		oidc_say(reason, reason_len, "token subject is longer than %d bytes or has control characters",
 		    OIDC_SUBJECT_MAX);
 		goto out;
 	}
@@ -300,12 +289,12 @@ static enum oidc_result check_claims(const struct oidc_config *cfg, const uint8_
 	if (groups) {
 		r = take_groups(groups, &id->groups, &id->n_groups);
 		if (r == -ENOMEM) {
-			say(reason, reason_len, "out of memory");
+			oidc_say(reason, reason_len, "out of memory");
 			res = OIDC_UNAVAILABLE;
 			goto out;
 		}
 		if (r < 0) {
-			say(reason, reason_len,
+			oidc_say(reason, reason_len,
 			    r == -E2BIG ? "groups claim has more than %d entries"
 					: "groups claim is not a string or an array of strings of 1 to %d bytes "
 					  "without control characters",
@@ -317,7 +306,7 @@ static enum oidc_result check_claims(const struct oidc_config *cfg, const uint8_
 	id->issuer = strdup(cfg->issuer);
 	if (!id->subject || !id->issuer) {
 		oidc_identity_clear(id);
-		say(reason, reason_len, "out of memory");
+		oidc_say(reason, reason_len, "out of memory");
 		res = OIDC_UNAVAILABLE;
 		goto out;
 	}
@@ -342,70 +331,70 @@ enum oidc_result oidc_verify(struct oidc_store *s, const struct oidc_config *cfg
 	size_t n_fit = 0, n_keys = 0;
 	int r;
 
-	say(reason, reason_len, "%s", "");
+	oidc_say(reason, reason_len, "%s", "");
 	if (!s || !cfg || !cfg->issuer || !cfg->audience || !out) {
-		say(reason, reason_len, "token verification is not configured");
+		oidc_say(reason, reason_len, "token verification is not configured");
 		return OIDC_UNAVAILABLE;
 	}
 	/* Size first: nothing else looks at an oversized token. */
 	if (!token || strnlen(token, OIDC_TOKEN_MAX + 1) > OIDC_TOKEN_MAX) {
 		if (token)
-			say(reason, reason_len, "token larger than %d bytes", OIDC_TOKEN_MAX);
+			oidc_say(reason, reason_len, "token larger than %d bytes", OIDC_TOKEN_MAX);
 		else
-			say(reason, reason_len, "no token");
+			oidc_say(reason, reason_len, "no token");
 		return OIDC_REJECTED;
 	}
 	if (jws_split(token, &j, &why) < 0) {
-		say(reason, reason_len, "%s", why ? why : "malformed token");
+		oidc_say(reason, reason_len, "%s", why ? why : "malformed token");
 		return OIDC_REJECTED;
 	}
 	h = json_object_get(j.header, "alg");
 	alg_s = json_string_value(h);
 	if (!alg_s) {
-		say(reason, reason_len, "token header has no alg");
+		oidc_say(reason, reason_len, "token header has no alg");
 		goto out;
 	}
 	if (strcasecmp(alg_s, "none") == 0) {
-		say(reason, reason_len, "algorithm none not allowed");
+		oidc_say(reason, reason_len, "algorithm none not allowed");
 		goto out;
 	}
 	if (strncasecmp(alg_s, "HS", 2) == 0) {
-		say(reason, reason_len, "algorithm %s not allowed (symmetric algorithms are never accepted)",
+		oidc_say(reason, reason_len, "algorithm %s not allowed (symmetric algorithms are never accepted)",
 		    printable(alg_s, q, sizeof(q)));
 		goto out;
 	}
 	alg = jose_alg_from_name(alg_s);
 	if (!alg) {
-		say(reason, reason_len, "algorithm %s not supported", printable(alg_s, q, sizeof(q)));
+		oidc_say(reason, reason_len, "algorithm %s not supported", printable(alg_s, q, sizeof(q)));
 		goto out;
 	}
 	if (!alg_allowed(cfg, alg_s)) {
-		say(reason, reason_len, "algorithm %s not allowed by configuration", alg_s);
+		oidc_say(reason, reason_len, "algorithm %s not allowed by configuration", alg_s);
 		goto out;
 	}
 	if (j.sig_len == 0) {
-		say(reason, reason_len, "token has no signature");
+		oidc_say(reason, reason_len, "token has no signature");
 		goto out;
 	}
 	if (json_object_get(j.header, "crit")) {
-		say(reason, reason_len, "crit header not supported");
+		oidc_say(reason, reason_len, "crit header not supported");
 		goto out;
 	}
 	h = json_object_get(j.header, "typ");
 	if (h && (!json_is_string(h) || !typ_ok(json_string_value(h)))) {
-		say(reason, reason_len, "token type %s not accepted (expected JWT or at+jwt)",
+		oidc_say(reason, reason_len, "token type %s not accepted (expected JWT or at+jwt)",
 		    json_is_string(h) ? printable(json_string_value(h), q, sizeof(q)) : "(not a string)");
 		goto out;
 	}
 	if (json_object_get(j.header, "cty")) {
-		say(reason, reason_len, "cty header not supported (nested tokens are not accepted)");
+		oidc_say(reason, reason_len, "cty header not supported (nested tokens are not accepted)");
 		goto out;
 	}
 	h = json_object_get(j.header, "kid");
 	if (h) {
 		if (!json_is_string(h) || json_string_length(h) > OIDC_KID_MAX ||
 		    strlen(json_string_value(h)) != json_string_length(h)) {
-			say(reason, reason_len, "token kid is not a string of at most %d bytes", OIDC_KID_MAX);
+			oidc_say(reason, reason_len, "token kid is not a string of at most %d bytes", OIDC_KID_MAX);
 			goto out;
 		}
 		kid = json_string_value(h);
@@ -415,7 +404,7 @@ enum oidc_result oidc_verify(struct oidc_store *s, const struct oidc_config *cfg
 
 	r = oidc_store_keys(s, cfg->issuer, cfg->ca_file, now_s, &keys, &n_keys, err, sizeof(err));
 	if (r < 0) {
-		say(reason, reason_len, "issuer keys unavailable: %s", err);
+		oidc_say(reason, reason_len, "issuer keys unavailable: %s", err);
 		res = OIDC_UNAVAILABLE;
 		goto out;
 	}
@@ -424,14 +413,14 @@ enum oidc_result oidc_verify(struct oidc_store *s, const struct oidc_config *cfg
 		/* Maybe the issuer rotated its keys: refetch, rate-limited. */
 		r = oidc_store_refetch(s, cfg->issuer, cfg->ca_file, now_s, err, sizeof(err));
 		if (r < 0) {
-			say(reason, reason_len, "issuer keys unavailable: %s", err);
+			oidc_say(reason, reason_len, "issuer keys unavailable: %s", err);
 			res = OIDC_UNAVAILABLE;
 			goto out;
 		}
 		if (r > 0) {
 			r = oidc_store_keys(s, cfg->issuer, cfg->ca_file, now_s, &keys, &n_keys, err, sizeof(err));
 			if (r < 0) {
-				say(reason, reason_len, "issuer keys unavailable: %s", err);
+				oidc_say(reason, reason_len, "issuer keys unavailable: %s", err);
 				res = OIDC_UNAVAILABLE;
 				goto out;
 			}
@@ -442,17 +431,17 @@ enum oidc_result oidc_verify(struct oidc_store *s, const struct oidc_config *cfg
 	case PICK_OK:
 		break;
 	case PICK_UNKNOWN_KID:
-		say(reason, reason_len, "unknown key id \"%s\"", printable(kid, q, sizeof(q)));
+		oidc_say(reason, reason_len, "unknown key id \"%s\"", printable(kid, q, sizeof(q)));
 		goto out;
 	case PICK_KID_MISFIT:
-		say(reason, reason_len, "algorithm %s does not fit key \"%s\"", alg_s,
+		oidc_say(reason, reason_len, "algorithm %s does not fit key \"%s\"", alg_s,
 		    printable(kid, q, sizeof(q)));
 		goto out;
 	case PICK_NONE_FITS:
-		say(reason, reason_len, "no key of the issuer fits algorithm %s", alg_s);
+		oidc_say(reason, reason_len, "no key of the issuer fits algorithm %s", alg_s);
 		goto out;
 	case PICK_AMBIGUOUS:
-		say(reason, reason_len, "token has no key id and %zu keys of the issuer fit algorithm %s",
+		oidc_say(reason, reason_len, "token has no key id and %zu keys of the issuer fit algorithm %s",
 		    n_fit, alg_s);
 		goto out;
 	}
@@ -460,10 +449,10 @@ enum oidc_result oidc_verify(struct oidc_store *s, const struct oidc_config *cfg
 	case 0:
 		break;
 	case -EBADMSG:
-		say(reason, reason_len, "signature does not verify");
+		oidc_say(reason, reason_len, "signature does not verify");
 		goto out;
 	default:
-		say(reason, reason_len, "signature could not be checked");
+		oidc_say(reason, reason_len, "signature could not be checked");
 		res = OIDC_UNAVAILABLE;
 		goto out;
 	}
