@@ -27,6 +27,9 @@ static const struct {
 			   "cannot be judged from its text: DO blocks, CALL, EXECUTE of a prepared statement" },
 	[CLASS_ADMIN] = { "admin",
 			  "server maintenance: VACUUM, ANALYZE, CLUSTER, REINDEX, CHECKPOINT, LOAD" },
+	[CLASS_FUNCTIONS] = { "functions",
+			      "calls a function on the [guardrail] functions list (by default: backend "
+			      "signalling, server file and large-object access, dblink, set_config, ...)" },
 };
 
 const char *stmt_class_name(enum stmt_class c)
@@ -50,7 +53,7 @@ int stmt_class_from_name(const char *name)
 const char *stmt_class_names(void)
 {
 	return "read write ddl drop truncate delete-without-where update-without-where "
-	       "copy-out copy-in copy-program role-change config-change opaque admin";
+	       "copy-out copy-in copy-program role-change config-change opaque admin functions";
 }
 
 static const char *const mask_methods[] = {

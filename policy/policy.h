@@ -50,6 +50,7 @@ struct pol_agent {
 	uint32_t audit_queue;               /* records, default 65536 */
 	uint64_t connect_timeout;           /* seconds, default 10: upstream connect + auth */
 	uint64_t startup_timeout;           /* seconds, default 30: client startup packet */
+	char *approval_webhook;             /* optional: https:// URL (http:// only for localhost) POSTed a JSON notice per approval request */
 };
 
 enum sslmode {
@@ -111,6 +112,12 @@ enum approval_mode {
 };
 const char *approval_mode_name(enum approval_mode m);
 
+enum access_mode {
+	ACCESS_WRITE, /* default: what the guardrail allows */
+	ACCESS_READ,  /* upstream default_transaction_read_only on; every write class blocked */
+};
+const char *access_mode_name(enum access_mode m);
+
 struct pol_access {
 	struct pol_origin origin;
 	char *name;
@@ -120,7 +127,11 @@ struct pol_access {
 	uint64_t max_ttl;              /* seconds, default 1h */
 	uint64_t default_ttl;          /* seconds, default min(10m, max_ttl) */
 	enum approval_mode approval;   /* default none */
-	struct pol_origin schemas_origin, approval_origin; /* line 0 when not set */
+	enum access_mode mode;         /* default write */
+	uint64_t approval_timeout;     /* seconds, default 15m: a pending approval (grant or statement) expires */
+	uint64_t approval_window;      /* seconds, default 10m: an approved statement may run once within it */
+	uint64_t approval_wait;        /* seconds, default 0: hold a statement this long for a decision instead of refusing at once */
+	struct pol_origin schemas_origin, approval_origin, mode_origin; /* line 0 when not set */
 };
 
 /* Statement classes for [guardrail] block/approve (sluice.conf(5)). */
@@ -139,6 +150,7 @@ enum stmt_class {
 	CLASS_CONFIG_CHANGE,
 	CLASS_OPAQUE,
 	CLASS_ADMIN,
+	CLASS_FUNCTIONS, /* calls a function on the guardrail's functions list (decide.c sets it) */
 	CLASS__COUNT,
 };
 const char *stmt_class_name(enum stmt_class c);
@@ -152,7 +164,14 @@ struct pol_guardrail {
 	char *connection;  /* section name: a [connection] name */
 	uint32_t block;    /* bit (1u << CLASS_x) */
 	uint32_t approve;
-	struct pol_origin block_origin, approve_origin;
+	/* Functions for the `functions` class: names as classify.h reports
+	 * them ("name" or "schema.name", folded); the word "default" in the
+	 * config expands to sql_dangerous_functions_default(). Default (key
+	 * absent): the default list. */
+	struct str_list functions;
+	bool unparsed_allow;  /* unparsed = allow; default block */
+	bool block_set;       /* block written; when not: block = functions copy-program */
+	struct pol_origin block_origin, approve_origin, functions_origin, unparsed_origin;
 };
 
 enum mask_method {
