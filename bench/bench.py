@@ -37,6 +37,8 @@ BENCH_USER = "mcp-bench"          # the service account that holds the grant
 BENCH_SUBJECT = "bench-workload"  # the OIDC subject bound to it
 BENCH_CONNECTION = "bench-pg"
 GRANT_TTL = "4h"
+GUARDRAIL_BLOCK = ("ddl drop truncate delete-without-where update-without-where copy-program "
+                   "role-change admin opaque functions")
 TOKEN_TTL = 5 * 3600              # the session (token) outlives the 4 h grant
 MODES = ("simple", "extended", "prepared")
 TARGETS = ("direct", "pgbouncer", "sluice")
@@ -265,6 +267,10 @@ class Bench:
         sections.append((f"identity {BENCH_USER}", {"subject": BENCH_SUBJECT}))
         sections.append(("access bench", {"connection": BENCH_CONNECTION, "allow": BENCH_USER,
                                           "max_ttl": GRANT_TTL}))
+        if self.args.guardrails:
+            # What an operator would write for an agent that may read and
+            # write rows: every statement is parsed and decided.
+            sections.append((f"guardrail {BENCH_CONNECTION}", {"block": GUARDRAIL_BLOCK}))
         sf.write_file(dirs.config, sf.render_config(sections), 0o644)
         self.agent = sf.Agent(sluiced, ctl, dirs, self.bus).start()
         bench_acct = self.accounts[BENCH_USER]
@@ -359,6 +365,9 @@ def report(b: Bench) -> tuple[str, bool]:
     lines = []
     all_ok = True
     have = [t for t in TARGETS if t in a.targets]
+    if "sluice" in have:
+        lines += ["sluice guardrails: " + (f"[guardrail] block = {GUARDRAIL_BLOCK}" if a.guardrails
+                                          else "none (built-in defaults)"), ""]
     head = "| mode | clients | " + " | ".join(f"{t} tps (ms)" for t in have)
     if "sluice" in have:
         head += " | sluice/pgbouncer (target ≥ 1.00) | sluice/direct"
@@ -428,6 +437,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="comma-separated subset of direct,pgbouncer,sluice (default all)")
     p.add_argument("--json", type=Path, help="also write every run's figures to this file")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--no-guardrails", dest="guardrails", action="store_false",
+                   help="run sluice without a [guardrail] section (the built-in defaults still parse every statement)")
     a = p.parse_args(argv)
     a.duration = a.duration or (5 if a.quick else 15)
     a.targets = [t for t in a.targets.split(",") if t]
