@@ -276,6 +276,11 @@ struct dbusc *dbusc_close(struct dbusc *c)
 	return NULL;
 }
 
+DBusConnection *dbusc_connection(struct dbusc *c)
+{
+	return c ? c->conn : NULL;
+}
+
 int dbusc_call(struct dbusc *c, const char *method, DBusMessage **reply,
 	       struct dbusc_error *err, int first_arg_type, ...)
 {

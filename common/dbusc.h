@@ -64,6 +64,9 @@ int dbusc_open_system(int timeout_ms, struct dbusc **out, struct dbusc_error *er
 int dbusc_open_address(const char *address, int timeout_ms, struct dbusc **out,
 		       struct dbusc_error *err) WUR;
 struct dbusc *dbusc_close(struct dbusc *c);
+/* The libdbus connection under c, still owned by c: for a caller that also
+ * listens for signals (adds a match, pops what arrived between calls). */
+DBusConnection *dbusc_connection(struct dbusc *c);
 
 /* Call method on org.sluice.Agent1 at /org/sluice/Agent1 with arguments as
  * for dbus_message_append_args (first_arg_type, ..., DBUS_TYPE_INVALID).
