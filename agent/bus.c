@@ -284,24 +284,39 @@ static bool dict_groups_json(DBusMessageIter *d, const char *k, const char *json
 	return ok;
 }
 
+static const char *grant_state_name(enum grant_state s)
+{
+	switch (s) {
+	case GRANT_PENDING: return "pending";
+	case GRANT_ACTIVE: return "active";
+	case GRANT_ENDED: return "ended";
+	}
+	return "ended";
+}
+
 static bool append_grant(DBusMessageIter *it, const struct grant *g)
 {
 	DBusMessageIter d;
+	/* A pending grant has no path yet. */
+	const char *dir = g->state == GRANT_PENDING ? "" : g->dir;
+	const char *sock = g->state == GRANT_PENDING ? "" : g->socket_path;
 
 	return dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "{sv}", &d) &&
 	       dict_str(&d, "id", g->id) &&
-	       dict_str(&d, "state", g->state == GRANT_ACTIVE ? "active" : "ended") &&
+	       dict_str(&d, "state", grant_state_name(g->state)) &&
 	       dict_str(&d, "end_reason", g->end_reason) &&
+	       dict_str(&d, "approval", g->approval) &&
+	       dict_str(&d, "mode", g->access->mode == ACCESS_READ ? "read" : "write") &&
 	       dict_str(&d, "user", g->user) &&
 	       dict_u32(&d, "uid", g->uid) &&
 	       dict_str(&d, "connection", g->conn->name) &&
 	       dict_str(&d, "protocol", g->proto->name) &&
-	       dict_str(&d, "socket_dir", g->dir) &&
-	       dict_str(&d, "socket", g->socket_path) &&
+	       dict_str(&d, "socket_dir", dir) &&
+	       dict_str(&d, "socket", sock) &&
 	       dict_str(&d, "dbname", g->conn->dbname) &&
 	       dict_i64(&d, "created_at", g->created_us) &&
 	       dict_i64(&d, "expires_at", g->expires_us) &&
-	       dict_u64(&d, "ttl", (uint64_t)((g->expires_us - g->created_us) / 1000000)) &&
+	       dict_u64(&d, "ttl", g->ttl) &&
 	       dict_str(&d, "schema", g->schema) &&
 	       dict_str(&d, "reason", g->reason) &&
 	       dict_str(&d, "access", g->access->name) &&
@@ -337,7 +352,7 @@ static void on_grant_state(struct agent *a, const struct grant *g)
 	struct bus *b = a->bus;
 	DBusMessage *sig;
 	const char *id = g->id;
-	const char *state = g->state == GRANT_ACTIVE ? "active" : "ended";
+	const char *state = grant_state_name(g->state);
 	const char *reason = g->end_reason ? g->end_reason : "";
 
 	if (!b || !dbus_connection_get_is_connected(b->conn))
@@ -410,8 +425,12 @@ static DBusMessage *m_request_grant(struct bus *b, DBusMessage *msg, const struc
 		return bad_args(msg, &e);
 	if (api_request_grant(b->a, c, connection, ttl, schema, reason, session, &g, &err) < 0)
 		return error_reply(msg, &err);
-	log_info("grant %s: %s (uid %u) on %s until +%llus", g->id, c->user, (unsigned)c->uid,
-		 connection, (unsigned long long)((g->expires_us - g->created_us) / 1000000));
+	if (g->state == GRANT_PENDING)
+		log_info("grant %s: %s (uid %u) on %s, pending approval %s", g->id, c->user,
+			 (unsigned)c->uid, connection, g->approval);
+	else
+		log_info("grant %s: %s (uid %u) on %s until +%llus", g->id, c->user, (unsigned)c->uid,
+			 connection, (unsigned long long)g->ttl);
 	reply = dbus_message_new_method_return(msg);
 	if (reply) {
 		dbus_message_iter_init_append(reply, &it);

@@ -268,6 +268,7 @@ static unsigned grants_of_uid(struct agent *a, uid_t uid)
 	struct list_node *n, *t;
 	unsigned count = 0;
 
+	/* Pending grants count: waiting for approval is holding a place. */
 	list_for_each_safe(n, t, &a->grants) {
 		if (container_of(n, struct grant, node)->uid == uid)
 			count++;
@@ -275,91 +276,39 @@ static unsigned grants_of_uid(struct agent *a, uid_t uid)
 	return count;
 }
 
-int grant_create(struct agent *a, const struct grant_request *req, struct grant **out,
-		 struct agent_err *err)
+/* The TTL starts now, never past the session (the grant dies with it). */
+static int set_lifetime(struct grant *g, const struct session *s, struct agent_err *err)
 {
-	const struct policy *p = a->pol->p;
-	const struct pol_access *acc = req->access;
-	const struct pol_connection *conn = policy_connection(p, acc->connection);
-	struct grant *g;
-	uint8_t raw[GRANT_ID_LEN / 2];
-	char msg[512];
-	uint64_t ttl = req->ttl ? req->ttl : acc->default_ttl;
-	_cleanup_free_ char *gdir = NULL;
-	int r;
+	int64_t now = now_us();
+	int64_t left = (s->expires_us - now) / 1000000;
 
-	if (!conn) {
-		agent_err_set(err, "Failed", "connection %s is not configured", acc->connection);
-		return -ENOENT;
+	if (left < 1) {
+		agent_err_set(err, "Denied", "session %s has expired", s->id);
+		return -EACCES;
 	}
-	if (req->schema && *req->schema) {
-		/* Schema scope arrives with guardrails; a grant must not promise a
-		 * restriction the proxy does not enforce. */
-		agent_err_set(err, "InvalidArgument",
-			      "schema scoping is not supported by this version of sluiced; request the grant without --schema");
-		return -EOPNOTSUPP;
-	}
-	if (grants_of_uid(a, req->uid) >= p->agent.max_grants_per_user) {
-		agent_err_set(err, "LimitExceeded",
-			      "%s already holds %u active grants (max_grants_per_user); revoke one first",
-			      req->user, p->agent.max_grants_per_user);
-		return -EUSERS;
-	}
-	ttl = MIN(ttl, acc->max_ttl);
-	uint64_t granted_ttl = ttl; /* what policy allows, before the session's cap */
-	{
-		/* Never past the session: the grant dies with it anyway. */
-		int64_t left = (req->session->expires_us - now_us()) / 1000000;
-		if (left < 1) {
-			agent_err_set(err, "Denied", "session %s has expired", req->session->id);
-			return -EACCES;
-		}
-		ttl = MIN(ttl, (uint64_t)left);
-	}
-	if (ttl == 0) {
-		agent_err_set(err, "InvalidArgument", "a grant needs a TTL of at least 1s");
-		return -EINVAL;
-	}
-	g = calloc(1, sizeof(*g));
-	if (!g) {
-		agent_err_set(err, "Failed", "out of memory");
-		return -ENOMEM;
-	}
-	g->agent = a;
-	g->refs = 1;
-	g->listen_fd = -1;
-	list_init(&g->node);
-	list_init(&g->conns);
-	g->uid = req->uid;
-	g->pol = policy_ref_get(a->pol);
-	g->conn = conn;
-	g->access = acc;
-	g->proto = proto_for(conn->type);
-	g->created_us = now_us();
-	g->expires_us = g->created_us + (int64_t)ttl * 1000000;
-	g->ttl_end_us = g->created_us + (int64_t)granted_ttl * 1000000;
-	r = random_bytes(raw, sizeof(raw));
+	g->ttl = MIN(g->ttl_policy, (uint64_t)left);
+	g->started_us = now;
+	g->expires_us = now + (int64_t)g->ttl * 1000000;
+	g->ttl_end_us = now + (int64_t)g->ttl_policy * 1000000;
+	return 0;
+}
+
+/* Give the grant its path: credentials, the audit row, the directory and
+ * the listening socket, the expiry timer. On failure everything done here
+ * is undone and err says why. */
+static int grant_open(struct grant *g, const struct session *s, struct agent_err *err)
+{
+	struct agent *a = g->agent;
+	const struct pol_connection *conn = g->conn;
+	char msg[512];
+	int r = set_lifetime(g, s, err);
+
 	if (r < 0)
-		goto fail_errno;
-	hex_encode(raw, sizeof(raw), g->id);
-	g->user = strdup(req->user);
-	g->reason = req->reason && *req->reason ? strdup(req->reason) : NULL;
-	snprintf(g->session_id, sizeof(g->session_id), "%s", req->session->id);
-	g->subject = strdup(req->session->subject);
-	g->issuer = strdup(req->session->issuer);
-	g->groups_json = strdup(req->session->groups_json);
-	gdir = grants_dir(a);
-	if (!g->user || (req->reason && *req->reason && !g->reason) || !gdir ||
-	    !g->subject || !g->issuer || !g->groups_json ||
-	    asprintf(&g->dir, "%s/%s", gdir, g->id) < 0 ||
-	    asprintf(&g->socket_path, "%s/%s", g->dir, g->proto->socket_name) < 0) {
-		r = -ENOMEM;
-		goto fail_errno;
-	}
+		return r;
 	r = g->proto->grant_init(g, msg, sizeof(msg));
 	if (r < 0) {
 		agent_err_set(err, "Failed", "cannot prepare connection %s: %s", conn->name, msg);
-		goto fail;
+		return r;
 	}
 	/* The grant row goes to the audit before the path exists: a grant that
 	 * cannot be recorded is not given. */
@@ -375,9 +324,15 @@ int grant_create(struct agent *a, const struct grant_request *req, struct grant 
 			      why ? why : "queue full");
 		goto fail_proto;
 	}
-	if (mkdir(g->dir, 0711) < 0 || chmod(g->dir, 0711) < 0) {
+	if (mkdir(g->dir, 0711) < 0) {
 		agent_err_set(err, "Failed", "cannot create %s: %s", g->dir, strerror(errno));
 		r = -errno;
+		goto fail_proto;
+	}
+	if (chmod(g->dir, 0711) < 0) {
+		agent_err_set(err, "Failed", "cannot chmod %s: %s", g->dir, strerror(errno));
+		r = -errno;
+		rmdir(g->dir);
 		goto fail_proto;
 	}
 	r = make_listener(g, msg, sizeof(msg));
@@ -396,28 +351,125 @@ int grant_create(struct agent *a, const struct grant_request *req, struct grant 
 		rmdir(g->dir);
 		goto fail_proto;
 	}
-	list_add_tail(&a->grants, &g->node);
-	a->n_grants++;
+	g->opened = true;
 	{
 		char ttlbuf[32];
-		duration_format(ttl, ttlbuf, sizeof(ttlbuf));
+		duration_format(g->ttl, ttlbuf, sizeof(ttlbuf));
 		agent_event(a, "grant.created", g->id, &g->uid, g->user, conn->name,
-			    "session %s, ttl %s, socket %s%s%s", g->session_id, ttlbuf, g->socket_path,
+			    "session %s, ttl %s, socket %s%s%s%s%s", g->session_id, ttlbuf, g->socket_path,
+			    g->approval[0] ? ", approval " : "", g->approval,
 			    g->reason ? ", reason: " : "", g->reason ? g->reason : "");
 	}
-	if (a->on_grant_state)
-		a->on_grant_state(a, g);
-	*out = g;
 	return 0;
-
-fail_errno:
-	agent_err_set(err, "Failed", "cannot create the grant: %s", strerror(-r));
-	goto fail;
 fail_proto:
 	g->proto->grant_fini(g);
-fail:
-	grant_unref(g);
 	return r < 0 ? r : -EIO;
+}
+
+static struct grant *grant_new(struct agent *a, const struct grant_request *req,
+			       const struct pol_connection *conn, struct agent_err *err)
+{
+	const struct pol_access *acc = req->access;
+	struct grant *g = calloc(1, sizeof(*g));
+	uint8_t raw[GRANT_ID_LEN / 2];
+	char msg[512];
+	_cleanup_free_ char *gdir = NULL;
+	int r;
+
+	if (!g) {
+		agent_err_set(err, "Failed", "out of memory");
+		return NULL;
+	}
+	g->agent = a;
+	g->refs = 1;
+	g->listen_fd = -1;
+	list_init(&g->node);
+	list_init(&g->conns);
+	g->uid = req->uid;
+	g->pol = policy_ref_get(a->pol);
+	g->conn = conn;
+	g->access = acc;
+	g->proto = proto_for(conn->type);
+	g->created_us = now_us();
+	r = random_bytes(raw, sizeof(raw));
+	if (r < 0) {
+		agent_err_set(err, "Failed", "cannot create the grant: %s", strerror(-r));
+		return grant_unref(g);
+	}
+	hex_encode(raw, sizeof(raw), g->id);
+	g->user = strdup(req->user);
+	g->schema = req->schema && *req->schema ? strdup(req->schema) : NULL;
+	g->reason = req->reason && *req->reason ? strdup(req->reason) : NULL;
+	snprintf(g->session_id, sizeof(g->session_id), "%s", req->session->id);
+	g->subject = strdup(req->session->subject);
+	g->issuer = strdup(req->session->issuer);
+	g->groups_json = strdup(req->session->groups_json);
+	gdir = grants_dir(a);
+	if (!g->user || (req->reason && *req->reason && !g->reason) ||
+	    (req->schema && *req->schema && !g->schema) || !gdir ||
+	    !g->subject || !g->issuer || !g->groups_json ||
+	    asprintf(&g->dir, "%s/%s", gdir, g->id) < 0 ||
+	    asprintf(&g->socket_path, "%s/%s", g->dir, g->proto->socket_name) < 0) {
+		agent_err_set(err, "Failed", "out of memory");
+		return grant_unref(g);
+	}
+	/* What every statement is decided against; a --schema the [access]
+	 * does not list is refused here. */
+	r = decide_scope_init(&g->scope, g->pol->p, conn, acc, g->schema, &g->scope_schema, msg,
+			      sizeof(msg));
+	if (r < 0) {
+		agent_err_set(err, "InvalidArgument", "%s", msg);
+		return grant_unref(g);
+	}
+	return g;
+}
+
+int grant_create(struct agent *a, const struct grant_request *req, struct grant **out,
+		 struct agent_err *err)
+{
+	const struct policy *p = a->pol->p;
+	const struct pol_access *acc = req->access;
+	const struct pol_connection *conn = policy_connection(p, acc->connection);
+	struct grant *g;
+	uint64_t ttl = req->ttl ? req->ttl : acc->default_ttl;
+	int r;
+
+	if (!conn) {
+		agent_err_set(err, "Failed", "connection %s is not configured", acc->connection);
+		return -ENOENT;
+	}
+	if (grants_of_uid(a, req->uid) >= p->agent.max_grants_per_user) {
+		agent_err_set(err, "LimitExceeded",
+			      "%s already holds %u grants, active or pending (max_grants_per_user); revoke one first",
+			      req->user, p->agent.max_grants_per_user);
+		return -EUSERS;
+	}
+	if (req->session->expires_us - now_us() < 1000000) {
+		agent_err_set(err, "Denied", "session %s has expired", req->session->id);
+		return -EACCES;
+	}
+	ttl = MIN(ttl, acc->max_ttl);
+	if (ttl == 0) {
+		agent_err_set(err, "InvalidArgument", "a grant needs a TTL of at least 1s");
+		return -EINVAL;
+	}
+	g = grant_new(a, req, conn, err);
+	if (!g)
+		return -EINVAL;
+	g->ttl_policy = ttl;
+	r = grant_open(g, req->session, err);
+	if (r < 0) {
+		grant_unref(g);
+		return r;
+	}
+	if (g->state == GRANT_ACTIVE) {
+		list_add_tail(&a->grants, &g->node);
+		a->n_grants++;
+		if (a->on_grant_state)
+			a->on_grant_state(a, g);
+	}
+	*out = g;
+	return 0;
 }
 
 void grant_session_extended(struct grant *g, int64_t session_expires_us)
@@ -441,7 +493,7 @@ void grant_end(struct grant *g, const char *reason)
 	struct agent *a = g->agent;
 	struct list_node *n, *t;
 
-	if (g->state != GRANT_ACTIVE)
+	if (g->state == GRANT_ENDED)
 		return;
 	g->state = GRANT_ENDED;
 	g->end_reason = reason;
@@ -454,9 +506,9 @@ void grant_end(struct grant *g, const char *reason)
 	if (g->listen_fd >= 0)
 		close(g->listen_fd);
 	g->listen_fd = -1;
-	if (unlink(g->socket_path) < 0 && errno != ENOENT)
+	if (g->opened && unlink(g->socket_path) < 0 && errno != ENOENT)
 		log_warn("grant %s: cannot remove %s: %s", g->id, g->socket_path, strerror(errno));
-	if (rmdir(g->dir) < 0 && errno != ENOENT)
+	if (g->opened && rmdir(g->dir) < 0 && errno != ENOENT)
 		log_warn("grant %s: cannot remove %s: %s", g->id, g->dir, strerror(errno));
 	/* Each connection detaches itself, possibly right away. */
 	grant_ref(g);

@@ -8,15 +8,20 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "agent/agent.h"
+#include "agent/approval.h"
 #include "agent/proto.h"
+#include "policy/decide.h"
 
 #define GRANT_ID_LEN 16
 
-enum grant_state { GRANT_ACTIVE, GRANT_ENDED };
+/* A grant under [access] approval = grant starts pending: listed and
+ * counted, but without a directory or socket until an approver approves
+ * (approval.h). */
+enum grant_state { GRANT_ACTIVE, GRANT_ENDED, GRANT_PENDING };
 
 struct grant {
 	struct agent *agent;
-	struct list_node node;       /* in agent->grants while active */
+	struct list_node node;       /* in agent->grants while pending or active */
 	unsigned refs;               /* 1 while active + 1 per connection */
 	char id[GRANT_ID_LEN + 1];
 	uid_t uid;
@@ -24,15 +29,26 @@ struct grant {
 	struct policy_ref *pol;
 	const struct pol_connection *conn; /* inside pol */
 	const struct pol_access *access;   /* the rule that allowed it, inside pol */
-	char *schema;                /* NULL = none */
+	char *schema;                /* NULL = none: the requested schema */
+	/* What the grant was given, for every statement's decision (decide.h):
+	 * points into pol and into schema / scope_schema, which the grant keeps. */
+	struct decide_scope scope;
+	const char *scope_schema;    /* storage decide_scope_init needs */
+	char approval[APPROVAL_ID_LEN + 1]; /* its grant approval; "" when it needed none */
+	uint64_t ttl_policy;         /* seconds: the request capped by max_ttl */
+	uint64_t ttl;                /* seconds given: ttl_policy capped by the session when it started */
 	char *reason;                /* NULL = none */
 	/* The session it belongs to, and what its token said (kept after the
 	 * session ends, for the audit rows of lingering connections). */
 	char session_id[GRANT_ID_LEN + 1];
 	char *subject, *issuer, *groups_json;
-	int64_t created_us, expires_us; /* wall clock */
-	int64_t ttl_end_us;          /* created + the TTL policy allowed, before the session's cap */
-	char *dir, *socket_path;
+	/* Wall clock. Pending: expires_us is when the approval expires (the
+	 * grant ends then unless decided). Active: when the grant ends. */
+	int64_t created_us, expires_us;
+	int64_t started_us;          /* when it became active (created_us unless it waited) */
+	int64_t ttl_end_us;          /* started + the TTL policy allowed, before the session's cap */
+	char *dir, *socket_path;     /* named at creation; exist once opened */
+	bool opened;                 /* the directory and socket were made */
 	int listen_fd;
 	struct loop_watch *listen_watch;
 	struct loop_timer *timer;       /* expiry */
@@ -61,13 +77,15 @@ struct grant_request {
  * make sure <runtime_dir>/grants exists. */
 int grants_prepare_runtime(struct agent *a, char *err, size_t errlen) WUR;
 
+/* A new grant: active, or pending when its [access] wants approval = grant. */
 int grant_create(struct agent *a, const struct grant_request *req, struct grant **out,
 		 struct agent_err *err) WUR;
+/* Pending or active grant by id. */
 struct grant *grant_find(struct agent *a, const char *id);
 /* Its session now lasts until session_expires_us: a grant cut short by
  * the session's old expiry runs on, up to the TTL it was granted. */
 void grant_session_extended(struct grant *g, int64_t session_expires_us);
-/* End an active grant (no-op when already ended). reason is static. */
+/* End a pending or active grant (no-op when already ended). reason is static. */
 void grant_end(struct grant *g, const char *reason);
 /* At exit: close every connection still open on an ended grant. */
 void grants_close_ended(struct agent *a);
