@@ -141,6 +141,9 @@ int cmd_logout(struct ctl *ctl, int argc, char **argv);
 int cmd_sessions(struct ctl *ctl, int argc, char **argv);
 int cmd_session(struct ctl *ctl, int argc, char **argv); /* session close | session show */
 int cmd_exec(struct ctl *ctl, int argc, char **argv);
+int cmd_approvals(struct ctl *ctl, int argc, char **argv); /* ctl/approvals.c */
+int cmd_approve(struct ctl *ctl, int argc, char **argv);
+int cmd_deny(struct ctl *ctl, int argc, char **argv);
 
 /* Parse a command's arguments: its options (a table ending in { NULL }),
  * plus --json, --config FILE and --help, which every command accepts and

@@ -2,6 +2,7 @@
  *
  *   PAM "sluice" (auth, account, open_session: pam_sluice opens the agent
  *   session and sets SLUICE_SESSION) -> RequestGrant on that session ->
+ *   (a pending grant: wait for an approver's decision) ->
  *   fork + exec CMD with SLUICE_SESSION, SLUICE_GRANT, PGHOST, PGPORT,
  *   PGDATABASE -> forward signals, refresh the session when the token file
  *   is rotated -> CMD exits -> RevokeGrant, pam_close_session (closes the
@@ -13,6 +14,7 @@
 #include "config.h"
 #include "ctl/ctl.h"
 #include "ctl/exec.h"
+#include "ctl/grant_wait.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -208,7 +210,8 @@ static int pending_termination(struct exec_ctx *x)
 
 /* ---- running CMD ---- */
 
-static int poll_timeout_ms(const struct exec_ctx *x)
+/* -1: no limit. with_expiry: wake up to report the session's expiry. */
+static int poll_timeout_ms(const struct exec_ctx *x, bool with_expiry)
 {
 	int64_t now = mono_us(), wall = now_us(), until = INT64_MAX;
 
@@ -216,7 +219,7 @@ static int poll_timeout_ms(const struct exec_ctx *x)
 		until = MIN(until, x->settle_at);
 	if (x->rotate)
 		until = MIN(until, x->next_check);
-	if (!x->session_ended && x->expires_us > 0 && !x->reported_expiry)
+	if (with_expiry && !x->session_ended && x->expires_us > 0 && !x->reported_expiry)
 		until = MIN(until, now + MAX(0, x->expires_us - wall));
 	if (until == INT64_MAX)
 		return -1;
@@ -270,9 +273,8 @@ static int run_child(struct exec_ctx *x, char **envp)
 	while (!exited) {
 		struct pollfd fds[2] = { { x->sfd, POLLIN, 0 }, { x->ifd, POLLIN, 0 } };
 		struct signalfd_siginfo si;
-		int64_t now;
 
-		if (poll(fds, x->ifd >= 0 ? 2 : 1, poll_timeout_ms(x)) < 0 && errno != EINTR) {
+		if (poll(fds, x->ifd >= 0 ? 2 : 1, poll_timeout_ms(x, true)) < 0 && errno != EINTR) {
 			ctl_err("poll: %s", strerror(errno));
 			break;
 		}
@@ -280,14 +282,7 @@ static int run_child(struct exec_ctx *x, char **envp)
 			on_signal(x, &si, &exited, &status);
 		if (exited)
 			break;
-		if (x->ifd >= 0)
-			exec_watch_drain(x);
-		now = mono_us();
-		if (x->rotate && ((x->settle_at && now >= x->settle_at) || now >= x->next_check)) {
-			x->settle_at = 0;
-			exec_check_token(x);
-			exec_schedule_check(x);
-		}
+		exec_token_tick(x);
 		if (!x->session_ended && !x->reported_expiry && x->expires_us > 0 &&
 		    now_us() >= x->expires_us) {
 			char when[40];
@@ -306,6 +301,61 @@ static int run_child(struct exec_ctx *x, char **envp)
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : CTL_FAILED;
+}
+
+/* ---- a grant that waits for approval ---- */
+
+/* Until an approver decides ([access] approval = grant): the grant's
+ * signal and GetGrant, the token file (the session must outlive the
+ * wait), and exec's signals, which end the wait (finish() then revokes
+ * the pending grant). *g becomes the active grant. */
+static int wait_for_approval(struct exec_ctx *x, struct dbusc_dict *g)
+{
+	struct grant_wait w;
+	int sig, r;
+
+	grant_wait_announce(g);
+	if ((r = grant_wait_begin(&w, g)) != 0)
+		return r;
+	if (x->rotate)
+		exec_schedule_check(x);
+	for (;;) {
+		struct pollfd fds[3];
+		nfds_t n = 0;
+		int t = poll_timeout_ms(x, false), tw = grant_wait_timeout_ms(&w), fd;
+
+		fds[n++] = (struct pollfd){ x->sfd, POLLIN, 0 };
+		if (x->ifd >= 0)
+			fds[n++] = (struct pollfd){ x->ifd, POLLIN, 0 };
+		if ((fd = grant_wait_fd(&w)) >= 0)
+			fds[n++] = (struct pollfd){ fd, POLLIN, 0 };
+		if (poll(fds, n, t < 0 ? tw : MIN(t, tw)) < 0 && errno != EINTR) {
+			ctl_err("poll: %s", strerror(errno));
+			r = CTL_FAILED;
+			break;
+		}
+		if ((sig = pending_termination(x))) {
+			ctl_err("stopped by SIG%s while grant %s waited for approval", signal_name(sig),
+				x->grant_id);
+			r = 128 + sig;
+			break;
+		}
+		exec_token_tick(x);
+		switch (grant_wait_step(&w, g)) {
+		case GRANT_WAIT_PENDING:
+			continue;
+		case GRANT_WAIT_ACTIVE:
+			r = 0;
+			break;
+		case GRANT_WAIT_ENDED:
+		case GRANT_WAIT_FAILED:
+			r = CTL_FAILED;
+			break;
+		}
+		break;
+	}
+	grant_wait_end(&w);
+	return r;
 }
 
 /* ---- the command ---- */
@@ -347,6 +397,8 @@ static int exec_prepare(struct exec_ctx *x, const char *conn, uint64_t ttl, cons
 	if (x->rotate && (r = exec_watch_token(x)) < 0)
 		ctl_err("cannot watch %s for a rotated token (%s): reading it every %llds instead",
 			x->token_path, strerror(-r), CHECK_INTERVAL_US / US);
+	if (grant_is_pending(&g) && (r = wait_for_approval(x, &g)) != 0)
+		goto out;
 	pam_env = x->pam ? pam_getenvlist(x->pam) : NULL;
 	envp = build_env(x, &g, pam_env, ours);
 	if (!envp) {

@@ -78,3 +78,6 @@ void exec_watch_end(struct exec_ctx *x);
 void exec_check_token(struct exec_ctx *x);
 /* When to read the file next without a notification. */
 void exec_schedule_check(struct exec_ctx *x);
+/* One turn of a loop for the token file: drain its notifications, read it
+ * when they settled or the periodic check is due. */
+void exec_token_tick(struct exec_ctx *x);

@@ -357,6 +357,20 @@ void exec_check_token(struct exec_ctx *x)
 	secret_free(tok, len);
 }
 
+void exec_token_tick(struct exec_ctx *x)
+{
+	int64_t now;
+
+	if (x->ifd >= 0)
+		exec_watch_drain(x);
+	now = mono_us();
+	if (x->rotate && ((x->settle_at && now >= x->settle_at) || now >= x->next_check)) {
+		x->settle_at = 0;
+		exec_check_token(x);
+		exec_schedule_check(x);
+	}
+}
+
 void exec_schedule_check(struct exec_ctx *x)
 {
 	int64_t left = x->expires_us > 0 ? x->expires_us - now_us() : CHECK_INTERVAL_US * 4;

@@ -4,10 +4,15 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 #include "common/dbusc.h"
 #include "common/duration.h"
+#include "ctl/grant_wait.h"
 
 #define FIELD_WIDTH 13 /* "connections: " */
 
@@ -72,6 +77,44 @@ static int print_grant_json(const struct dbusc_dict *g)
 	return CTL_OK;
 }
 
+/* "A1B2C3D4E5F6 approved by sluicet-b at 2026-11-23 09:20:39: looks fine";
+ * the id alone when the approval cannot be read (decided an hour ago). */
+static void print_approval(const struct dbusc_dict *g, size_t width)
+{
+	const char *id = str_or(g, "approval", NULL);
+	struct dbusc_error err = { 0 };
+	struct dbusc_dict ap = { 0 };
+	struct dbusc *bus = NULL;
+	DBusMessage *reply = NULL;
+	char buf[1536], when[40];
+	int64_t at;
+
+	if (!id)
+		return;
+	if (grant_is_pending(g)) {
+		snprintf(buf, sizeof(buf), "%s (waiting: an approver runs sluicectl approve %s)", id, id);
+		ctl_print_field(stdout, "approval", buf, width);
+		return;
+	}
+	snprintf(buf, sizeof(buf), "%s", id);
+	if (dbusc_open_system(0, &bus, &err) == 0 &&
+	    dbusc_call(bus, "GetApproval", &reply, &err, DBUS_TYPE_STRING, &id, DBUS_TYPE_INVALID) == 0) {
+		if (dbusc_reply_dict(reply, &ap) == 0 && str_or(&ap, "decided_by", NULL)) {
+			if (dbusc_dict_int(&ap, "decided_at", &at) < 0 || at <= 0)
+				at = 0;
+			ctl_format_local_time(at, when, sizeof(when));
+			snprintf(buf, sizeof(buf), "%s %s by %s%s%s%s%s", id, str_or(&ap, "state", "?"),
+				 str_or(&ap, "decided_by", "?"), at ? " at " : "", at ? when : "",
+				 str_or(&ap, "note", NULL) ? ": " : "", str_or(&ap, "note", ""));
+		}
+		dbus_message_unref(reply);
+	}
+	dbusc_error_clear(&err);
+	dbusc_close(bus);
+	dbusc_dict_clear(&ap);
+	ctl_print_field(stdout, "approval", buf, width);
+}
+
 static void print_grant_details(const struct dbusc_dict *g)
 {
 	int64_t now = now_us(), created;
@@ -97,12 +140,13 @@ static void print_grant_details(const struct dbusc_dict *g)
 	ctl_print_field(stdout, "database", str_or(g, "dbname", "-"), FIELD_WIDTH);
 	ctl_print_field(stdout, "schema", str_or(g, "schema", "(any)"), FIELD_WIDTH);
 	ctl_print_field(stdout, "reason", str_or(g, "reason", "-"), FIELD_WIDTH);
+	print_approval(g, FIELD_WIDTH);
 	if (dbusc_dict_int(g, "created_at", &created) == 0 && created > 0) {
 		ctl_format_local_time(created, when, sizeof(when));
 		ctl_print_field(stdout, "created", when, FIELD_WIDTH);
 	}
-	format_expiry(g, now, active, buf, sizeof(buf));
-	ctl_print_field(stdout, active ? "expires" : "expired", buf, FIELD_WIDTH);
+	format_expiry(g, now, active || grant_is_pending(g), buf, sizeof(buf));
+	ctl_print_field(stdout, active || grant_is_pending(g) ? "expires" : "expired", buf, FIELD_WIDTH);
 	if (active) {
 		ctl_print_field(stdout, "socket", str_or(g, "socket", "-"), FIELD_WIDTH);
 		if (dbusc_dict_uint(g, "connections", &conns) == 0) {
@@ -113,17 +157,81 @@ static void print_grant_details(const struct dbusc_dict *g)
 	}
 }
 
+/* grant request --wait: until an approver decides. SIGINT, SIGTERM,
+ * SIGHUP or SIGQUIT withdraw the request (the pending grant is revoked). */
+static int wait_decision(struct dbusc_dict *g)
+{
+	static const int stops[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+	struct grant_wait w;
+	sigset_t set;
+	int sfd, r;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < ARRAY_SIZE(stops); i++)
+		sigaddset(&set, stops[i]);
+	/* blocked for good: the process ends soon after, and a late signal
+	 * must not kill it halfway through printing the grant */
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0 ||
+	    (sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
+		ctl_err("cannot set up signal handling: %s", strerror(errno));
+		return CTL_FAILED;
+	}
+	grant_wait_announce(g);
+	if ((r = grant_wait_begin(&w, g)) != 0) {
+		close(sfd);
+		return r;
+	}
+	for (;;) {
+		struct pollfd fds[2] = { { sfd, POLLIN, 0 }, { grant_wait_fd(&w), POLLIN, 0 } };
+		struct signalfd_siginfo si;
+
+		if (poll(fds, fds[1].fd >= 0 ? 2 : 1, grant_wait_timeout_ms(&w)) < 0 && errno != EINTR) {
+			ctl_err("poll: %s", strerror(errno));
+			r = CTL_FAILED;
+			break;
+		}
+		if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+			DBusMessage *reply = NULL;
+			const char *id = w.grant_id, *name = sigabbrev_np((int)si.ssi_signo);
+
+			ctl_err("stopped by SIG%s while grant %s waited for approval: withdrawing it",
+				name ? name : "?", id);
+			if (ctl_call("RevokeGrant", &reply, DBUS_TYPE_STRING, &id, DBUS_TYPE_INVALID) == 0)
+				dbus_message_unref(reply);
+			r = 128 + (int)si.ssi_signo;
+			break;
+		}
+		switch (grant_wait_step(&w, g)) {
+		case GRANT_WAIT_PENDING:
+			continue;
+		case GRANT_WAIT_ACTIVE:
+			r = 0;
+			break;
+		case GRANT_WAIT_ENDED:
+		case GRANT_WAIT_FAILED:
+			r = CTL_FAILED;
+			break;
+		}
+		break;
+	}
+	grant_wait_end(&w);
+	close(sfd);
+	return r;
+}
+
 static int grant_request(struct ctl *ctl, int argc, char **argv)
 {
 	static const char usage[] =
 		"sluicectl grant request CONNECTION [--ttl DURATION] [--schema SCHEMA] [--reason TEXT]\n"
-		"                               [--session ID]";
+		"                               [--session ID] [--wait]";
 	const char *ttl_s = NULL, *schema = "", *reason = "", *session = NULL;
+	bool wait = false;
 	const struct ctl_opt opts[] = {
 		{ "ttl", true, &ttl_s, NULL },
 		{ "schema", true, &schema, NULL },
 		{ "reason", true, &reason, NULL },
 		{ "session", true, &session, NULL },
+		{ "wait", false, NULL, &wait },
 		{ NULL, false, NULL, NULL },
 	};
 	char *pos[1];
@@ -169,9 +277,22 @@ static int grant_request(struct ctl *ctl, int argc, char **argv)
 	dbus_message_unref(reply);
 	if (r < 0)
 		return ctl_bad_reply("RequestGrant", r);
+	if (wait && grant_is_pending(&g) && (r = wait_decision(&g)) != 0) {
+		dbusc_dict_clear(&g);
+		return r;
+	}
 
 	if (ctl->json) {
 		r = print_grant_json(&g);
+	} else if (grant_is_pending(&g)) {
+		char *id = ctl_sanitize(str_or(&g, "id", "?"), true);
+		char *ap = ctl_sanitize(str_or(&g, "approval", "?"), true);
+
+		printf("grant %s pending: waiting for approval %s (an approver runs: sluicectl approve %s)\n",
+		       id ? id : "?", ap ? ap : "?", ap ? ap : "?");
+		free(id);
+		free(ap);
+		r = CTL_OK;
 	} else {
 		char exp[128];
 		char *id = ctl_sanitize(str_or(&g, "id", "?"), true);
@@ -231,7 +352,7 @@ int cmd_grant(struct ctl *ctl, int argc, char **argv)
 		return grant_show(ctl, argc - 1, argv + 1);
 	if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
 		printf("Usage: sluicectl grant request CONNECTION [--ttl DURATION] [--schema SCHEMA] [--reason TEXT]\n"
-		       "                               [--session ID]\n"
+		       "                               [--session ID] [--wait]\n"
 		       "       sluicectl grant show ID\n");
 		return CTL_OK;
 	}
@@ -265,6 +386,8 @@ static int grants_table(const struct ctl *ctl, const struct dbusc_dict_list *l, 
 
 		if (end)
 			snprintf(state, sizeof(state), "%s (%s)", str_or(g, "state", "?"), end);
+		else if (grant_is_pending(g))
+			snprintf(state, sizeof(state), "pending (approval %s)", str_or(g, "approval", "?"));
 		else
 			snprintf(state, sizeof(state), "%s", str_or(g, "state", "?"));
 		format_expiry(g, now, false, exp, sizeof(exp));

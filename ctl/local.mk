@@ -12,6 +12,9 @@ ctl_sluicectl_SOURCES = \
 	ctl/main.c \
 	ctl/bus.c \
 	ctl/grants.c \
+	ctl/grant_wait.h \
+	ctl/grant_wait.c \
+	ctl/approvals.c \
 	ctl/status.c \
 	ctl/audit.c \
 	ctl/policy_check.c \

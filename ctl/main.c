@@ -28,12 +28,20 @@ static const char usage_text[] =
 	"\n"
 	"Grants:\n"
 	"  grant request CONNECTION [--ttl DURATION] [--schema SCHEMA] [--reason TEXT]\n"
-	"                [--session ID]\n"
+	"                [--session ID] [--wait]\n"
 	"                        ask sluiced for a time-boxed grant on CONNECTION in a\n"
-	"                        session ($SLUICE_SESSION, else your newest)\n"
+	"                        session ($SLUICE_SESSION, else your newest); --wait: for\n"
+	"                        an approver's decision when the grant needs one\n"
 	"  grants [--all]        list your grants (--all: every grant; admins only)\n"
 	"  grant show ID         show one grant\n"
 	"  revoke ID             end a grant now\n"
+	"\n"
+	"Approvals:\n"
+	"  approvals [--all]     pending approvals you may see (--all: also those decided\n"
+	"                        in the last hour)\n"
+	"  approve ID [--note TEXT]\n"
+	"                        let a pending grant start, or a held statement run once\n"
+	"  deny ID [--note TEXT] refuse it\n"
 	"\n"
 	"Agent:\n"
 	"  status                sluiced's version, uptime, grants and audit health\n"
@@ -134,6 +142,9 @@ static const struct {
 	{ "grant", cmd_grant },
 	{ "grants", cmd_grants },
 	{ "revoke", cmd_revoke },
+	{ "approvals", cmd_approvals },
+	{ "approve", cmd_approve },
+	{ "deny", cmd_deny },
 	{ "audit", cmd_audit },
 	{ "policy", cmd_policy },
 	{ "reload", cmd_reload },
