@@ -9,6 +9,8 @@
 #include "common/list.h"
 #include "policy/policy.h"
 
+struct approval;
+struct approvals;
 struct audit;
 struct bus;
 struct resolver;
@@ -36,6 +38,7 @@ struct agent {
 	struct list_node ended;      /* ended grants whose connections are not all gone */
 	struct list_node sessions;   /* struct session.node, live sessions */
 	struct verifier *verifier;   /* token verification, off the loop */
+	struct approvals *approvals; /* approval.c: pending and recently decided approvals */
 	unsigned n_grants;
 	unsigned n_sessions;
 	unsigned n_conns;            /* live client connections, all grants */
@@ -46,6 +49,9 @@ struct agent {
 	/* Told of every grant state change (the bus emits a signal). */
 	void (*on_grant_state)(struct agent *a, const struct grant *g);
 	void (*on_session_state)(struct agent *a, const struct session *s);
+	/* Told of every new approval, and of every approval leaving pending. */
+	void (*on_approval_requested)(struct agent *a, const struct approval *ap);
+	void (*on_approval_decided)(struct agent *a, const struct approval *ap);
 };
 
 /* An error for a caller: the D-Bus error name (suffix after

@@ -29,6 +29,17 @@ static void facts_of(const struct caller *c, struct caller_facts *f)
 	};
 }
 
+void caller_facts_live(struct agent *a, const struct caller *c, struct caller_facts *f)
+{
+	const struct session *s = session_newest_for(a, c->uid);
+
+	facts_of(c, f);
+	if (s) {
+		f->idp_groups = (const char *const *)s->groups;
+		f->n_idp_groups = s->n_groups;
+	}
+}
+
 int caller_resolve(struct agent *a, uid_t uid, struct caller *c)
 {
 	struct passwd pw, *pwp = NULL;

@@ -19,6 +19,10 @@ struct caller {
  * numeric name and no groups (they match no rule). */
 int caller_resolve(struct agent *a, uid_t uid, struct caller *c) WUR;
 void caller_clear(struct caller *c);
+/* What principal lists match against: the caller's account and Unix
+ * groups, and the IdP groups of its newest live session (none without
+ * one). f points into c and that session: use it before either changes. */
+void caller_facts_live(struct agent *a, const struct caller *c, struct caller_facts *f);
 
 /* session_id "" = the caller's newest live session; there must be one. */
 int api_request_grant(struct agent *a, const struct caller *c, const char *connection,

@@ -48,6 +48,7 @@ struct approval_waiter;
 
 struct approval {
 	struct list_node node;          /* agent approvals list (approval.c owns it) */
+	struct agent *agent;            /* for its timer */
 	char id[APPROVAL_ID_LEN + 1];
 	enum approval_kind kind;
 	enum approval_state state;
@@ -105,6 +106,9 @@ void approvals_grant_ended(struct agent *a, const char *grant_id);
 /* --- For the bus (api) ----------------------------------------------------- */
 
 struct approval *approval_find(struct agent *a, const char *id);
+/* Every approval kept (pending, and decided in the last hour), oldest
+ * first: a list of struct approval.node; NULL once stopped. */
+const struct list_node *approvals_head(struct agent *a);
 /* Approve or deny: the caller must be an approver and not the requester;
  * the approval must be pending. note may be "". */
 int approval_decide(struct agent *a, const struct caller *c, const char *id, bool approve,

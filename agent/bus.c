@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "agent/api.h"
+#include "agent/approval.h"
 #include "agent/audit.h"
 #include "agent/grant.h"
 #include "agent/identity.h"
@@ -21,6 +22,9 @@
 #define BUS_IFACE "org.sluice.Agent1"
 #define ERR_PREFIX "org.sluice.Agent1.Error."
 #define CALLER_LOOKUP_TIMEOUT_MS 5000
+/* ListApprovals shows this much of each statement (GetApproval all of it):
+ * thousands of long statements must not outgrow a bus message. */
+#define LIST_SQL_MAX 2048
 
 extern const char agent_introspection_xml[];
 
@@ -347,43 +351,102 @@ static bool append_session(DBusMessageIter *it, const struct session *s)
 	       dbus_message_iter_close_container(it, &d);
 }
 
-static void on_grant_state(struct agent *a, const struct grant *g)
+/* sql[0..len), cut to max bytes on a character boundary. */
+static bool dict_sql(DBusMessageIter *d, const struct approval *ap, size_t max)
 {
-	struct bus *b = a->bus;
+	size_t len = ap->sql ? ap->sql_len : 0;
+	_cleanup_free_ char *cut = NULL;
+
+	if (len <= max)
+		return dict_str(d, "sql", ap->sql) && dict_entry(d, "sql_truncated", DBUS_TYPE_BOOLEAN,
+								 &(dbus_bool_t){ FALSE });
+	len = max;
+	while (len > 0 && ((unsigned char)ap->sql[len] & 0xc0) == 0x80)
+		len--;
+	cut = strndup(ap->sql, len);
+	return cut && dict_str(d, "sql", cut) &&
+	       dict_entry(d, "sql_truncated", DBUS_TYPE_BOOLEAN, &(dbus_bool_t){ TRUE });
+}
+
+static bool append_approval(DBusMessageIter *it, const struct approval *ap, size_t sql_max)
+{
+	DBusMessageIter d;
+
+	return dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "{sv}", &d) &&
+	       dict_str(&d, "id", ap->id) &&
+	       dict_str(&d, "kind", approval_kind_name(ap->kind)) &&
+	       dict_str(&d, "state", approval_state_name(ap->state)) &&
+	       dict_str(&d, "grant", ap->grant_id) &&
+	       dict_str(&d, "user", ap->user) &&
+	       dict_u32(&d, "uid", ap->uid) &&
+	       dict_str(&d, "connection", ap->connection) &&
+	       dict_sql(&d, ap, sql_max) &&
+	       dict_str(&d, "what", ap->what) &&
+	       dict_str(&d, "rule", ap->rule) &&
+	       dict_str(&d, "reason", ap->reason) &&
+	       dict_i64(&d, "created_at", ap->created_us) &&
+	       dict_i64(&d, "expires_at", ap->expires_us) &&
+	       dict_i64(&d, "decided_at", ap->decided_us) &&
+	       dict_str(&d, "decided_by", ap->decided_by) &&
+	       dict_str(&d, "note", ap->note) &&
+	       dict_i64(&d, "window_ends_at", ap->window_end_us) &&
+	       dbus_message_iter_close_container(it, &d);
+}
+
+/* A string fit for a signal argument (libdbus refuses invalid UTF-8). */
+static const char *sig_str(const char *s)
+{
+	return !s ? "" : dbus_validate_utf8(s, NULL) ? s : "?";
+}
+
+static void emit(struct bus *b, const char *name, const char *const *args, size_t n)
+{
 	DBusMessage *sig;
-	const char *id = g->id;
-	const char *state = grant_state_name(g->state);
-	const char *reason = g->end_reason ? g->end_reason : "";
+	DBusMessageIter it;
+	bool ok = true;
 
 	if (!b || !dbus_connection_get_is_connected(b->conn))
 		return;
-	sig = dbus_message_new_signal(BUS_PATH, BUS_IFACE, "GrantStateChanged");
+	sig = dbus_message_new_signal(BUS_PATH, BUS_IFACE, name);
 	if (!sig)
 		return;
+	dbus_message_iter_init_append(sig, &it);
+	for (size_t i = 0; ok && i < n; i++) {
+		const char *s = sig_str(args[i]);
+		ok = dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &s);
+	}
 	/* Queued, not written here: sending never blocks the loop. */
-	if (dbus_message_append_args(sig, DBUS_TYPE_STRING, &id, DBUS_TYPE_STRING, &state,
-				     DBUS_TYPE_STRING, &reason, DBUS_TYPE_INVALID))
+	if (ok)
 		dbus_connection_send(b->conn, sig, NULL);
 	dbus_message_unref(sig);
 }
 
+static void on_approval_requested(struct agent *a, const struct approval *ap)
+{
+	const char *args[] = { ap->id, approval_kind_name(ap->kind), ap->user, ap->connection, ap->what };
+
+	emit(a->bus, "ApprovalRequested", args, ARRAY_SIZE(args));
+}
+
+static void on_approval_decided(struct agent *a, const struct approval *ap)
+{
+	const char *args[] = { ap->id, approval_state_name(ap->state), ap->decided_by };
+
+	emit(a->bus, "ApprovalDecided", args, ARRAY_SIZE(args));
+}
+
+static void on_grant_state(struct agent *a, const struct grant *g)
+{
+	const char *args[] = { g->id, grant_state_name(g->state), g->end_reason };
+
+	emit(a->bus, "GrantStateChanged", args, ARRAY_SIZE(args));
+}
+
 static void on_session_state(struct agent *a, const struct session *s)
 {
-	struct bus *b = a->bus;
-	DBusMessage *sig;
-	const char *id = s->id;
-	const char *state = s->state == SESSION_ACTIVE ? "active" : "ended";
-	const char *reason = s->end_reason ? s->end_reason : "";
+	const char *args[] = { s->id, s->state == SESSION_ACTIVE ? "active" : "ended", s->end_reason };
 
-	if (!b || !dbus_connection_get_is_connected(b->conn))
-		return;
-	sig = dbus_message_new_signal(BUS_PATH, BUS_IFACE, "SessionStateChanged");
-	if (!sig)
-		return;
-	if (dbus_message_append_args(sig, DBUS_TYPE_STRING, &id, DBUS_TYPE_STRING, &state,
-				     DBUS_TYPE_STRING, &reason, DBUS_TYPE_INVALID))
-		dbus_connection_send(b->conn, sig, NULL);
-	dbus_message_unref(sig);
+	emit(a->bus, "SessionStateChanged", args, ARRAY_SIZE(args));
 }
 
 /* --- Methods ------------------------------------------------------------------ */
@@ -738,6 +801,92 @@ static DBusMessage *m_list_sessions(struct bus *b, DBusMessage *msg, const struc
 	return list_reply(b, msg, c, &b->a->sessions, session_owner, session_append);
 }
 
+/* --- Approvals ------------------------------------------------------------------ */
+
+/* Approvers and admins see every approval, others their own requests;
+ * all = false: pending only. Newest first. */
+static DBusMessage *m_list_approvals(struct bus *b, DBusMessage *msg, const struct caller *c)
+{
+	const struct list_node *head = approvals_head(b->a), *n;
+	bool everyone = c->is_admin || approval_is_approver(b->a, c);
+	dbus_bool_t all;
+	DBusError e = DBUS_ERROR_INIT;
+	DBusMessage *reply;
+	DBusMessageIter it, arr;
+	bool ok;
+
+	if (!dbus_message_get_args(msg, &e, DBUS_TYPE_BOOLEAN, &all, DBUS_TYPE_INVALID))
+		return bad_args(msg, &e);
+	reply = dbus_message_new_method_return(msg);
+	if (!reply)
+		return NULL;
+	dbus_message_iter_init_append(reply, &it);
+	ok = dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "a{sv}", &arr);
+	for (n = head ? head->prev : NULL; ok && n && n != head; n = n->prev) {
+		const struct approval *ap = container_of(n, struct approval, node);
+
+		if ((all || ap->state == APPR_PENDING) && (everyone || ap->uid == c->uid))
+			ok = append_approval(&arr, ap, LIST_SQL_MAX);
+	}
+	if (!ok || !dbus_message_iter_close_container(&it, &arr)) {
+		dbus_message_unref(reply);
+		return NULL;
+	}
+	return reply;
+}
+
+static DBusMessage *m_get_approval(struct bus *b, DBusMessage *msg, const struct caller *c)
+{
+	const char *id;
+	DBusError e = DBUS_ERROR_INIT;
+	struct agent_err err;
+	struct approval *ap;
+	DBusMessage *reply;
+	DBusMessageIter it;
+
+	if (!dbus_message_get_args(msg, &e, DBUS_TYPE_STRING, &id, DBUS_TYPE_INVALID))
+		return bad_args(msg, &e);
+	ap = approval_find(b->a, id);
+	/* Someone else's request looks the same as none. */
+	if (!ap || !approval_visible(b->a, c, ap)) {
+		agent_err_set(&err, "NotFound", "no approval %s", id);
+		return error_reply(msg, &err);
+	}
+	reply = dbus_message_new_method_return(msg);
+	if (reply) {
+		dbus_message_iter_init_append(reply, &it);
+		if (!append_approval(&it, ap, SIZE_MAX)) {
+			dbus_message_unref(reply);
+			reply = NULL;
+		}
+	}
+	return reply;
+}
+
+static DBusMessage *decide(struct bus *b, DBusMessage *msg, const struct caller *c, bool approve)
+{
+	const char *id, *note;
+	DBusError e = DBUS_ERROR_INIT;
+	struct agent_err err;
+
+	if (!dbus_message_get_args(msg, &e, DBUS_TYPE_STRING, &id, DBUS_TYPE_STRING, &note,
+				   DBUS_TYPE_INVALID))
+		return bad_args(msg, &e);
+	if (approval_decide(b->a, c, id, approve, note, &err) < 0)
+		return error_reply(msg, &err);
+	return dbus_message_new_method_return(msg);
+}
+
+static DBusMessage *m_approve(struct bus *b, DBusMessage *msg, const struct caller *c)
+{
+	return decide(b, msg, c, true);
+}
+
+static DBusMessage *m_deny(struct bus *b, DBusMessage *msg, const struct caller *c)
+{
+	return decide(b, msg, c, false);
+}
+
 static const struct {
 	const char *name;
 	DBusMessage *(*fn)(struct bus *, DBusMessage *, const struct caller *);
@@ -755,6 +904,10 @@ static const struct {
 	{ "CloseSession", m_close_session },
 	{ "ListSessions", m_list_sessions },
 	{ "GetSession", m_get_session },
+	{ "ListApprovals", m_list_approvals },
+	{ "GetApproval", m_get_approval },
+	{ "Approve", m_approve },
+	{ "Deny", m_deny },
 };
 
 static void send_reply(struct bus *b, DBusMessage *msg, DBusMessage *reply)
@@ -906,6 +1059,8 @@ int bus_open(struct agent *a, struct bus **out, char *err, size_t errlen)
 	a->bus = b;
 	a->on_grant_state = on_grant_state;
 	a->on_session_state = on_session_state;
+	a->on_approval_requested = on_approval_requested;
+	a->on_approval_decided = on_approval_decided;
 	queue_dispatch(b);
 	*out = b;
 	return 0;
@@ -924,6 +1079,8 @@ struct bus *bus_close(struct bus *b)
 		b->a->bus = NULL;
 		b->a->on_grant_state = NULL;
 		b->a->on_session_state = NULL;
+		b->a->on_approval_requested = NULL;
+		b->a->on_approval_decided = NULL;
 	}
 	if (b->conn) {
 		dbus_connection_flush(b->conn);

@@ -424,6 +424,34 @@ static struct grant *grant_new(struct agent *a, const struct grant_request *req,
 	return g;
 }
 
+/* Approval = grant: the grant waits, listed, for an approver. */
+static int grant_hold(struct agent *a, struct grant *g, struct agent_err *err)
+{
+	struct approval *ap;
+	char ttlbuf[32];
+	int r;
+
+	g->state = GRANT_PENDING;
+	g->ttl = g->ttl_policy;
+	list_add_tail(&a->grants, &g->node);
+	a->n_grants++;
+	r = approval_for_grant(a, g, &ap, err);
+	if (r < 0) {
+		list_del(&g->node);
+		a->n_grants--;
+		return r;
+	}
+	snprintf(g->approval, sizeof(g->approval), "%s", ap->id);
+	g->expires_us = ap->expires_us;
+	duration_format(g->ttl_policy, ttlbuf, sizeof(ttlbuf));
+	agent_event(a, "grant.pending", g->id, &g->uid, g->user, g->conn->name,
+		    "session %s, ttl %s once approved, waiting for approval %s%s%s", g->session_id, ttlbuf,
+		    g->approval, g->reason ? ", reason: " : "", g->reason ? g->reason : "");
+	if (a->on_grant_state)
+		a->on_grant_state(a, g);
+	return 0;
+}
+
 int grant_create(struct agent *a, const struct grant_request *req, struct grant **out,
 		 struct agent_err *err)
 {
@@ -457,7 +485,10 @@ int grant_create(struct agent *a, const struct grant_request *req, struct grant 
 	if (!g)
 		return -EINVAL;
 	g->ttl_policy = ttl;
-	r = grant_open(g, req->session, err);
+	if (acc->approval == APPROVAL_GRANT)
+		r = grant_hold(a, g, err);
+	else
+		r = grant_open(g, req->session, err);
 	if (r < 0) {
 		grant_unref(g);
 		return r;
@@ -469,6 +500,34 @@ int grant_create(struct agent *a, const struct grant_request *req, struct grant 
 			a->on_grant_state(a, g);
 	}
 	*out = g;
+	return 0;
+}
+
+int grant_activate(struct grant *g, struct agent_err *err)
+{
+	struct agent *a = g->agent;
+	const struct session *s;
+	int r;
+
+	if (g->state != GRANT_PENDING) {
+		agent_err_set(err, "Failed", "grant %s is not pending", g->id);
+		return -EINVAL;
+	}
+	s = session_find(a, g->session_id);
+	if (!s) {
+		agent_err_set(err, "Failed", "grant %s has no live session", g->id);
+		r = -ENOENT;
+	} else {
+		r = grant_open(g, s, err);
+	}
+	if (r < 0) {
+		log_warn("grant %s: approved, but it cannot start: %s", g->id, err->msg);
+		grant_end(g, "agent-error");
+		return r;
+	}
+	g->state = GRANT_ACTIVE;
+	if (a->on_grant_state)
+		a->on_grant_state(a, g);
 	return 0;
 }
 
@@ -517,6 +576,8 @@ void grant_end(struct grant *g, const char *reason)
 							      reason);
 	/* Credentials go now, not when the last lingering client leaves. */
 	g->proto->grant_fini(g);
+	/* Its approvals go with it (a pending grant's, or statements'). */
+	approvals_grant_ended(a, g->id);
 	agent_event(a, "grant.ended", g->id, &g->uid, g->user, g->conn->name, "%s", reason);
 	if (a->on_grant_state)
 		a->on_grant_state(a, g);

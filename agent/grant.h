@@ -80,6 +80,10 @@ int grants_prepare_runtime(struct agent *a, char *err, size_t errlen) WUR;
 /* A new grant: active, or pending when its [access] wants approval = grant. */
 int grant_create(struct agent *a, const struct grant_request *req, struct grant **out,
 		 struct agent_err *err) WUR;
+/* A pending grant was approved: open its socket; its TTL starts now (capped
+ * by its session). On failure the grant ends ("agent-error") and err says
+ * why. */
+int grant_activate(struct grant *g, struct agent_err *err) WUR;
 /* Pending or active grant by id. */
 struct grant *grant_find(struct agent *a, const char *id);
 /* Its session now lasts until session_expires_us: a grant cut short by

@@ -11,6 +11,8 @@ agent_sluiced_SOURCES = \
 	agent/loop.c agent/loop.h \
 	agent/resolve.c agent/resolve.h \
 	agent/grant.c agent/grant.h agent/proto.h \
+	agent/approval.c agent/approval.h \
+	agent/webhook.c agent/webhook.h \
 	agent/audit.c agent/audit.h \
 	agent/pgwire.c agent/pgwire.h \
 	agent/pgconn.h \

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/approval.h"
 #include "agent/audit.h"
 #include "agent/bus.h"
 #include "agent/grant.h"
@@ -261,6 +262,10 @@ int main(int argc, char **argv)
 		log_err("cannot set up the event loop: %s", strerror(-r));
 		goto out;
 	}
+	if ((r = approvals_init(a)) < 0) {
+		log_err("cannot set up approvals: %s", strerror(-r));
+		goto out;
+	}
 	if (grants_prepare_runtime(a, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		goto out;
@@ -300,6 +305,9 @@ int main(int argc, char **argv)
 out:
 	pol_errors_clear(&errs);
 	free(auditerr);
+	/* Grants are gone: what is still pending is withdrawn (recorded and
+	 * signalled), and the webhook worker stops. */
+	approvals_fini(a);
 	/* Before the bus: cancelled verifications still get their answer. */
 	a->verifier = verifier_stop(a->verifier);
 	a->bus = bus_close(a->bus);
