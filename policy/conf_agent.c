@@ -17,7 +17,7 @@
 enum {
 	A_RUNTIME_DIR, A_DATABASE, A_USER, A_ADMINS, A_APPROVERS, A_MAX_GRANTS_PER_USER,
 	A_MAX_CONNECTIONS_PER_GRANT, A_MAX_MESSAGE_SIZE, A_MAX_PREPARED_STATEMENTS,
-	A_AUDIT_QUEUE, A_CONNECT_TIMEOUT, A_STARTUP_TIMEOUT,
+	A_AUDIT_QUEUE, A_CONNECT_TIMEOUT, A_STARTUP_TIMEOUT, A_APPROVAL_WEBHOOK,
 };
 static const struct key_def agent_keys[] = {
 	[A_RUNTIME_DIR] = { "runtime_dir", false, "an absolute directory" },
@@ -32,7 +32,50 @@ static const struct key_def agent_keys[] = {
 	[A_AUDIT_QUEUE] = { "audit_queue", false, "a number" },
 	[A_CONNECT_TIMEOUT] = { "connect_timeout", false, "a duration" },
 	[A_STARTUP_TIMEOUT] = { "startup_timeout", false, "a duration" },
+	[A_APPROVAL_WEBHOOK] = { "approval_webhook", false, "an https:// URL" },
 };
+
+#define WEBHOOK_MAX 2048
+
+/* The URL may carry a secret (a token in its path or query), so messages
+ * never quote it. The scheme and host rules are the issuer's (https://,
+ * http:// only for a loopback receiver); unlike an issuer it may have a
+ * query. */
+static void approval_webhook(struct loader *L, const struct ini_entry *e, struct pol_agent *a)
+{
+	const char *v = e->value, *why = NULL, *host;
+	char base[WEBHOOK_MAX + 1];
+	size_t blen = strcspn(v, "?"), hlen;
+
+	if (!val_word(v, WEBHOOK_MAX)) {
+		why = v[0] ? "it has a blank or a control character, or is longer than 2048 bytes"
+			   : "it is empty";
+	} else if (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0) {
+		why = "it is not an http(s):// URL";
+	} else if (strchr(v, '#')) {
+		why = "a webhook URL has no fragment (#)";
+	} else {
+		host = strstr(v, "://") + 3;
+		hlen = strcspn(host, "/?");
+		if (memchr(host, '@', hlen))
+			why = "a webhook URL has no user info (\"@\"); put a secret in its path or query";
+	}
+	if (!why) {
+		memcpy(base, v, blen);
+		base[blen] = '\0';
+		if (val_issuer(base, &why) == 0)
+			why = NULL;
+	}
+	if (why) {
+		ld_err(L, e->line, "invalid approval_webhook in %s: %s; expected an https:// URL "
+		       "(http:// only for localhost, 127.0.0.1 and [::1])", L->label, why);
+		return;
+	}
+	free(a->approval_webhook);
+	a->approval_webhook = strdup(v);
+	if (!a->approval_webhook)
+		L->oom = true;
+}
 
 void conf_agent_defaults(struct loader *L, struct pol_agent *a)
 {
@@ -108,6 +151,9 @@ void conf_agent(struct loader *L, const struct ini_section *s, struct pol_agent 
 			break;
 		case A_STARTUP_TIMEOUT:
 			(void)ld_duration(L, e, 1, 300, &a->startup_timeout);
+			break;
+		case A_APPROVAL_WEBHOOK:
+			approval_webhook(L, e, a);
 			break;
 		default:
 			break;

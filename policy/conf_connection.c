@@ -1,5 +1,6 @@
 /* [connection NAME] (an upstream warehouse and the credential only the
- * agent holds) and [access NAME] (who may get a grant on it, for how long). */
+ * agent holds) and [access NAME] (who may get a grant on it, for how long,
+ * read-only or not, limited to which schemas, with which approvals). */
 #include "config.h"
 #include "policy/loader.h"
 
@@ -132,7 +133,10 @@ void conf_connection(struct loader *L, const struct ini_section *s, struct pol_c
 	ld_default(L, &c->sslrootcert, "/etc/ssl/certs/ca-certificates.crt");
 }
 
-enum { X_CONNECTION, X_ALLOW, X_SCHEMAS, X_MAX_TTL, X_DEFAULT_TTL, X_APPROVAL };
+enum {
+	X_CONNECTION, X_ALLOW, X_SCHEMAS, X_MAX_TTL, X_DEFAULT_TTL, X_APPROVAL, X_MODE,
+	X_APPROVAL_TIMEOUT, X_APPROVAL_WINDOW, X_APPROVAL_WAIT,
+};
 static const struct key_def access_keys[] = {
 	[X_CONNECTION] = { "connection", true, "the NAME of a [connection NAME] section" },
 	[X_ALLOW] = { "allow", true, "who may request a grant: account, @idp-group or %unix-group" },
@@ -140,7 +144,33 @@ static const struct key_def access_keys[] = {
 	[X_MAX_TTL] = { "max_ttl", false, "a duration" },
 	[X_DEFAULT_TTL] = { "default_ttl", false, "a duration" },
 	[X_APPROVAL] = { "approval", false, "an approval mode" },
+	[X_MODE] = { "mode", false, "read or write" },
+	[X_APPROVAL_TIMEOUT] = { "approval_timeout", false, "a duration" },
+	[X_APPROVAL_WINDOW] = { "approval_window", false, "a duration" },
+	[X_APPROVAL_WAIT] = { "approval_wait", false, "a duration" },
 };
+
+/* Approval timing (sluice.conf(5)): a pending approval waits at least 10s
+ * for a human; a held statement keeps its client waiting at most 10m. */
+#define APPROVAL_TIMEOUT_MIN 10
+#define APPROVAL_TIMEOUT_MAX 86400
+#define APPROVAL_WINDOW_MAX 86400
+#define APPROVAL_WAIT_MAX 600
+
+static const char *const access_modes[] = { [ACCESS_WRITE] = "write", [ACCESS_READ] = "read" };
+
+const char *access_mode_name(enum access_mode m)
+{
+	return (unsigned)m < ARRAY_SIZE(access_modes) ? access_modes[m] : NULL;
+}
+
+static int access_mode_from_name(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(access_modes); i++)
+		if (strcmp(access_modes[i], name) == 0)
+			return (int)i;
+	return -1;
+}
 
 static void schemas(struct loader *L, const struct ini_entry *e, struct pol_access *a)
 {
@@ -193,7 +223,7 @@ out:
 
 void conf_access(struct loader *L, const struct ini_section *s, struct pol_access *a)
 {
-	const struct ini_entry *dttl = NULL;
+	const struct ini_entry *dttl = NULL, *wait = NULL;
 	uint64_t seen = 0;
 	int mode;
 
@@ -203,6 +233,10 @@ void conf_access(struct loader *L, const struct ini_section *s, struct pol_acces
 		       "1 to 64 bytes of [A-Za-z0-9._-]", L->label);
 	ld_default(L, &a->name, s->name);
 	a->max_ttl = 3600;
+	a->mode = ACCESS_WRITE;
+	a->approval_timeout = 900;
+	a->approval_window = 600;
+	a->approval_wait = 0;
 	for (size_t i = 0; i < s->n; i++) {
 		const struct ini_entry *e = &s->v[i];
 		int k = ld_key(L, e, access_keys, ARRAY_SIZE(access_keys));
@@ -229,12 +263,29 @@ void conf_access(struct loader *L, const struct ini_section *s, struct pol_acces
 			if (ld_duration(L, e, 1, TTL_MAX, &a->default_ttl))
 				dttl = e;
 			break;
+		case X_MODE:
+			if (ld_enum(L, e, "read write", access_mode_from_name, &mode)) {
+				a->mode = (enum access_mode)mode;
+				a->mode_origin = (struct pol_origin){ .file = L->p->files[s->file_idx],
+								      .line = e->line };
+			}
+			break;
 		case X_APPROVAL:
 			if (ld_enum(L, e, approval_mode_names(), approval_mode_from_name, &mode)) {
 				a->approval = (enum approval_mode)mode;
 				a->approval_origin = (struct pol_origin){ .file = L->p->files[s->file_idx],
 									  .line = e->line };
 			}
+			break;
+		case X_APPROVAL_TIMEOUT:
+			(void)ld_duration(L, e, APPROVAL_TIMEOUT_MIN, APPROVAL_TIMEOUT_MAX, &a->approval_timeout);
+			break;
+		case X_APPROVAL_WINDOW:
+			(void)ld_duration(L, e, 1, APPROVAL_WINDOW_MAX, &a->approval_window);
+			break;
+		case X_APPROVAL_WAIT:
+			if (ld_duration(L, e, 0, APPROVAL_WAIT_MAX, &a->approval_wait))
+				wait = e;
 			break;
 		default:
 			break;
@@ -249,6 +300,14 @@ void conf_access(struct loader *L, const struct ini_section *s, struct pol_acces
 		duration_format(a->max_ttl, m, sizeof(m));
 		ld_err(L, dttl->line, "default_ttl %s in %s is longer than max_ttl %s; expected "
 		       "default_ttl <= max_ttl", d, L->label, m);
+	}
+	/* A held statement whose approval expired first would wait for nothing. */
+	if (wait && a->approval_wait > a->approval_timeout) {
+		char w[32], t[32];
+		duration_format(a->approval_wait, w, sizeof(w));
+		duration_format(a->approval_timeout, t, sizeof(t));
+		ld_err(L, wait->line, "approval_wait %s in %s is longer than approval_timeout %s; "
+		       "expected approval_wait <= approval_timeout", w, L->label, t);
 	}
 }
 

@@ -11,6 +11,7 @@ policy_libsluice_policy_la_SOURCES = \
 	policy/ident.h policy/ident.c \
 	policy/principal.h policy/principal.c \
 	policy/classes.h policy/classes.c \
+	policy/decide.h policy/decide.c \
 	policy/loader.h policy/loader.c \
 	policy/conf_agent.c \
 	policy/conf_identity.c \

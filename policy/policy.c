@@ -302,6 +302,7 @@ struct policy *policy_free(struct policy *p)
 	free(p->agent.runtime_dir);
 	free(p->agent.database);
 	free(p->agent.user);
+	free(p->agent.approval_webhook);
 	principal_list_release(&p->agent.admins);
 	principal_list_release(&p->agent.approvers);
 	for (size_t i = 0; i < p->n_oidc; i++)
@@ -316,8 +317,10 @@ struct policy *policy_free(struct policy *p)
 	for (size_t i = 0; i < p->n_access; i++)
 		conf_free_access(&p->access[i]);
 	free(p->access);
-	for (size_t i = 0; i < p->n_guardrails; i++)
+	for (size_t i = 0; i < p->n_guardrails; i++) {
 		free(p->guardrails[i].connection);
+		str_list_release(&p->guardrails[i].functions);
+	}
 	free(p->guardrails);
 	for (size_t i = 0; i < p->n_masks; i++)
 		conf_free_mask(&p->masks[i]);
@@ -340,30 +343,12 @@ size_t policy_check_enforceable(const struct policy *p, struct pol_errors *errs)
 	if (!p)
 		return 0;
 	diag_init(&d, p);
-	for (size_t i = 0; i < p->n_guardrails; i++, found++)
-		diag_add(&d, diag_file_index(p, p->guardrails[i].origin.file), p->guardrails[i].origin.line,
-			 "[guardrail %s] is not enforced by this version of sluiced; remove it",
-			 p->guardrails[i].connection);
+	/* [guardrail], [access] schemas, mode and approval are enforced by the
+	 * proxy (policy/decide.c) and the approvals; result masking is not yet. */
 	for (size_t i = 0; i < p->n_masks; i++, found++)
 		diag_add(&d, diag_file_index(p, p->masks[i].origin.file), p->masks[i].origin.line,
 			 "[mask %s] is not enforced by this version of sluiced; remove it",
 			 p->masks[i].connection);
-	for (size_t i = 0; i < p->n_access; i++) {
-		const struct pol_access *a = &p->access[i];
-
-		if (a->schemas_origin.line) {
-			diag_add(&d, diag_file_index(p, a->schemas_origin.file), a->schemas_origin.line,
-				 "schemas in [access %s] is not enforced by this version of sluiced "
-				 "(grants cannot be limited to schemas yet); remove it", a->name);
-			found++;
-		}
-		if (a->approval != APPROVAL_NONE) {
-			diag_add(&d, diag_file_index(p, a->approval_origin.file), a->approval_origin.line,
-				 "approval = %s in [access %s] is not enforced by this version of sluiced; "
-				 "remove it or set approval = none", approval_mode_name(a->approval), a->name);
-			found++;
-		}
-	}
 	/* On memory exhaustion errs holds fewer messages; found still says "refuse". */
 	r = diag_finish(&d, errs ? errs : &discard);
 	(void)r;

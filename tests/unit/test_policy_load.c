@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "common/buf.h"
+#include "policy/classify.h"
 #include "policy/policy.h"
 
 #define CONN "[connection orders-pg]\ntype = postgres\nhost = db.internal\ndbname = orders\nuser = broker\n"
@@ -266,27 +267,239 @@ static void enforceable(void **state)
 {
 	struct pol_errors e = { 0 };
 	struct policy *p = load_ok(CONN
-		"[access a]\nconnection = orders-pg\nallow = x\napproval = none\n"   /* 6-9: fine */
-		"[access b]\nconnection = orders-pg\nallow = x\napproval = grant\n"  /* 13 */
-		"[access c]\nconnection = orders-pg\nallow = x\nschemas = ops\n"     /* 17 */
-		"[guardrail orders-pg]\n"                                             /* 18 */
-		"[mask orders-pg]\n");                                                /* 19 */
+		"[access a]\nconnection = orders-pg\nallow = x\napproval = none\n"     /* 6-9 */
+		"[access b]\nconnection = orders-pg\nallow = x\napproval = grant\n"    /* 10-13 */
+		"[access c]\nconnection = orders-pg\nallow = x\nschemas = ops\n"       /* 14-17 */
+		"mode = read\napproval = writes\n"                                      /* 18-19 */
+		"[guardrail orders-pg]\nblock = drop\nfunctions = default\n"           /* 20-22 */
+		"[mask orders-pg]\n");                                                  /* 23 */
 
-	assert_int_equal(policy_check_enforceable(p, &e), 4);
-	assert_int_equal(e.n, 4);
-	assert_string_equal(e.v[0], "t.conf:13: approval = grant in [access b] is not enforced by this "
-			    "version of sluiced; remove it or set approval = none");
-	assert_string_equal(e.v[1], "t.conf:17: schemas in [access c] is not enforced by this version "
-			    "of sluiced (grants cannot be limited to schemas yet); remove it");
-	assert_string_equal(e.v[2], "t.conf:18: [guardrail orders-pg] is not enforced by this version "
-			    "of sluiced; remove it");
-	assert_string_equal(e.v[3], "t.conf:19: [mask orders-pg] is not enforced by this version of "
+	/* Guardrails, schema scope, read-only mode and approvals are enforced;
+	 * result masking is not yet. */
+	assert_int_equal(policy_check_enforceable(p, &e), 1);
+	assert_int_equal(e.n, 1);
+	assert_string_equal(e.v[0], "t.conf:23: [mask orders-pg] is not enforced by this version of "
 			    "sluiced; remove it");
 	pol_errors_clear(&e);
 	/* Without a place for messages the count still refuses. */
-	assert_int_equal(policy_check_enforceable(p, NULL), 4);
+	assert_int_equal(policy_check_enforceable(p, NULL), 1);
 	assert_int_equal(policy_check_enforceable(NULL, NULL), 0);
 	policy_free(p);
+	p = load_ok(CONN "[access a]\nconnection = orders-pg\nallow = x\nschemas = ops\napproval = all\n"
+		    "[guardrail orders-pg]\n");
+	assert_int_equal(policy_check_enforceable(p, NULL), 0);
+	policy_free(p);
+}
+
+/* The first error of text that must fail, which must be exactly want. */
+static void bad_one(const char *text, const char *want)
+{
+	struct pol_errors e = load_bad(text);
+
+	if (strcmp(e.v[0], want) != 0) {
+		print_error("got      %s\nexpected %s\n", e.v[0], want);
+		fail();
+	}
+	pol_errors_clear(&e);
+}
+
+static size_t count_words(const char *s)
+{
+	size_t n = 0;
+
+	for (const char *p = s; *p; p++)
+		if (*p != ' ' && (p == s || p[-1] == ' '))
+			n++;
+	return n;
+}
+
+static bool has_function(const struct pol_guardrail *g, const char *name)
+{
+	for (size_t i = 0; i < g->functions.n; i++)
+		if (strcmp(g->functions.v[i], name) == 0)
+			return true;
+	return false;
+}
+
+#define GUARD CONN "[guardrail orders-pg]\n" /* keys from line 7 */
+
+static void guardrail_keys(void **state)
+{
+	struct policy *p;
+	const struct pol_guardrail *g;
+	size_t n_default = count_words(sql_dangerous_functions_default());
+
+	/* Defaults: block = functions copy-program (not written), the built-in
+	 * functions list (empty here: decide.c asks classify.c), unparsed = block. */
+	p = load_ok(GUARD);
+	g = &p->guardrails[0];
+	assert_int_equal(g->block, 1u << CLASS_FUNCTIONS | 1u << CLASS_COPY_PROGRAM);
+	assert_false(g->block_set);
+	assert_int_equal(g->approve, 0);
+	assert_int_equal(g->functions.n, 0);
+	assert_int_equal(g->functions_origin.line, 0);
+	assert_false(g->unparsed_allow);
+	assert_int_equal(g->unparsed_origin.line, 0);
+	assert_int_equal(g->block_origin.line, 0);
+	policy_free(p);
+
+	p = load_ok(GUARD "block = drop\napprove = write copy-program\nfunctions = default PG_Sleep "
+		    "\"Ops\".\"Danger\" app.f dblink*\nunparsed = allow\n");
+	g = &p->guardrails[0];
+	assert_true(g->block_set);
+	assert_int_equal(g->block, 1u << CLASS_DROP);
+	assert_int_equal(g->block_origin.line, 7);
+	assert_int_equal(g->approve, 1u << CLASS_WRITE | 1u << CLASS_COPY_PROGRAM);
+	assert_int_equal(g->functions_origin.line, 9);
+	assert_string_equal(g->functions_origin.file, "t.conf");
+	assert_int_equal(g->functions.n, n_default + 4);
+	assert_true(has_function(g, "pg_read_file"));
+	assert_true(has_function(g, "dblink_exec"));
+	assert_true(has_function(g, "pg_sleep"));
+	assert_true(has_function(g, "Ops.Danger"));
+	assert_true(has_function(g, "app.f"));
+	assert_true(has_function(g, "dblink*"));
+	assert_true(g->unparsed_allow);
+	assert_int_equal(g->unparsed_origin.line, 10);
+	policy_free(p);
+
+	/* functions = (empty): none; a name of the default list with default: once. */
+	p = load_ok(GUARD "functions =\nunparsed = block\n");
+	g = &p->guardrails[0];
+	assert_int_equal(g->functions.n, 0);
+	assert_int_equal(g->functions_origin.line, 7);
+	assert_false(g->unparsed_allow);
+	assert_int_equal(g->unparsed_origin.line, 8);
+	policy_free(p);
+	p = load_ok(GUARD "functions = pg_read_file default\n");
+	assert_int_equal(p->guardrails[0].functions.n, n_default);
+	policy_free(p);
+
+	bad_one(GUARD "functions = a.b.c\n", "t.conf:7: invalid function \"a.b.c\" in functions of "
+		"[guardrail orders-pg]: expected NAME or SCHEMA.NAME");
+	bad_one(GUARD "functions = 1f\n", "t.conf:7: invalid function \"1f\" in functions of "
+		"[guardrail orders-pg]: an unquoted identifier starts with a letter or _; quote it "
+		"(\"...\") otherwise");
+	bad_one(GUARD "functions = pg_sleep PG_SLEEP\n", "t.conf:7: function pg_sleep listed twice in "
+		"functions of [guardrail orders-pg] (names are folded to lower case unless quoted)");
+	bad_one(GUARD "functions = default default\n", "t.conf:7: default listed twice in functions of "
+		"[guardrail orders-pg]");
+	bad_one(GUARD "functions = \"open\n", "t.conf:7: unterminated \" in functions of "
+		"[guardrail orders-pg]; expected a closing \"");
+	bad_one(GUARD "unparsed = maybe\n", "t.conf:7: invalid unparsed \"maybe\" in [guardrail "
+		"orders-pg]; expected one of: block allow");
+	bad_one(GUARD "block = functions\nblock_all = 1\n", "t.conf:8: unknown key \"block_all\" in "
+		"[guardrail orders-pg]; expected one of: block approve functions unparsed");
+	/* approve of a class blocked by default, and of one blocked by hand. */
+	bad_one(GUARD "approve = copy-program\n", "t.conf:7: statement class copy-program in approve of "
+		"[guardrail orders-pg] is blocked anyway: without a block key, block = functions "
+		"copy-program; expected a block key that leaves copy-program out (block = functions, "
+		"for instance)");
+	bad_one(GUARD "approve = functions\nblock = functions\n", "t.conf:8: statement class functions "
+		"is in both block and approve of [guardrail orders-pg]; expected it in one of them");
+	bad_one(GUARD "block = frobnicate\napprove = copy-program\n", "t.conf:7: unknown statement "
+		"class \"frobnicate\" in block of [guardrail orders-pg]; expected one of: read write ddl "
+		"drop truncate delete-without-where update-without-where copy-out copy-in copy-program "
+		"role-change config-change opaque admin functions");
+}
+
+#define ACCESS CONN "[access a]\nconnection = orders-pg\nallow = x\n" /* keys from line 9 */
+
+static void access_keys(void **state)
+{
+	struct policy *p = load_ok(ACCESS);
+	const struct pol_access *a = &p->access[0];
+
+	assert_int_equal(a->mode, ACCESS_WRITE);
+	assert_int_equal(a->mode_origin.line, 0);
+	assert_int_equal(a->approval_timeout, 900);
+	assert_int_equal(a->approval_window, 600);
+	assert_int_equal(a->approval_wait, 0);
+	assert_string_equal(access_mode_name(ACCESS_WRITE), "write");
+	assert_string_equal(access_mode_name(ACCESS_READ), "read");
+	assert_null(access_mode_name((enum access_mode)7));
+	policy_free(p);
+
+	p = load_ok(ACCESS "mode = read\napproval = writes\napproval_timeout = 10s\n"
+		    "approval_window = 1h\napproval_wait = 10s\n");
+	a = &p->access[0];
+	assert_int_equal(a->mode, ACCESS_READ);
+	assert_int_equal(a->mode_origin.line, 9);
+	assert_string_equal(a->mode_origin.file, "t.conf");
+	assert_int_equal(a->approval, APPROVAL_WRITES);
+	assert_int_equal(a->approval_origin.line, 10);
+	assert_int_equal(a->approval_timeout, 10);
+	assert_int_equal(a->approval_window, 3600);
+	assert_int_equal(a->approval_wait, 10);
+	policy_free(p);
+	p = load_ok(ACCESS "mode = write\napproval_wait = 10m\napproval_timeout = 1d\n");
+	assert_int_equal(p->access[0].mode_origin.line, 9);
+	assert_int_equal(p->access[0].approval_wait, 600);
+	policy_free(p);
+
+	bad_one(ACCESS "mode = readonly\n", "t.conf:9: invalid mode \"readonly\" in [access a]; "
+		"expected one of: read write");
+	bad_one(ACCESS "approval_timeout = 9s\n", "t.conf:9: invalid approval_timeout \"9s\" in "
+		"[access a]; expected a duration from 10s to 1d, like 90s, 15m, 1h or 1h30m");
+	bad_one(ACCESS "approval_window = 0\n", "t.conf:9: invalid approval_window \"0\" in "
+		"[access a]; expected a duration from 1s to 1d, like 90s, 15m, 1h or 1h30m");
+	bad_one(ACCESS "approval_wait = 11m\n", "t.conf:9: invalid approval_wait \"11m\" in "
+		"[access a]; expected a duration from 0s to 10m, like 90s, 15m, 1h or 1h30m");
+	bad_one(ACCESS "approval_wait = soon\n", "t.conf:9: invalid approval_wait \"soon\" in "
+		"[access a]; expected a duration from 0s to 10m, like 90s, 15m, 1h or 1h30m");
+	bad_one(ACCESS "approval_timeout = 1m\napproval_wait = 2m\n", "t.conf:10: approval_wait 2m in "
+		"[access a] is longer than approval_timeout 1m; expected approval_wait <= approval_timeout");
+	bad_one(ACCESS "approval_delay = 1m\n", "t.conf:9: unknown key \"approval_delay\" in [access a]; "
+		"expected one of: connection allow schemas max_ttl default_ttl approval mode "
+		"approval_timeout approval_window approval_wait");
+}
+
+static void approval_webhook(void **state)
+{
+	static const char *ok[] = {
+		"https://hooks.example.com/sluice", "https://hooks.example.com:8443/a/b?token=s3cret&x=1",
+		"http://localhost:8080/hook", "http://127.0.0.1/h", "http://[::1]:9/h",
+	};
+	static const struct { const char *url, *why; } bad[] = {
+		{ "http://hooks.example.com/h", "http:// is only allowed for localhost, 127.0.0.1 and [::1] "
+		  "(tests); expected https://" },
+		{ "ftp://hooks.example.com/h", "it is not an http(s):// URL" },
+		{ "hooks.example.com", "it is not an http(s):// URL" },
+		{ "https://user:s3cret@hooks.example.com/h", "a webhook URL has no user info (\"@\"); put a "
+		  "secret in its path or query" },
+		{ "https://hooks.example.com/h#frag", "a webhook URL has no fragment (#)" },
+		{ "https://hooks.example.com/a b", "it has a blank or a control character, or is longer "
+		  "than 2048 bytes" },
+		{ "https://:443/h", "expected a host name after the scheme" },
+		{ "", "it is empty" },
+	};
+	struct policy *p = load_ok("# nothing\n");
+
+	assert_null(p->agent.approval_webhook);
+	policy_free(p);
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
+		char text[256];
+		snprintf(text, sizeof(text), "[agent]\napproval_webhook = %s\n", ok[i]);
+		p = load_ok(text);
+		assert_string_equal(p->agent.approval_webhook, ok[i]);
+		policy_free(p);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		char text[256], want[512];
+		struct pol_errors e;
+
+		snprintf(text, sizeof(text), "[agent]\n# a comment\napproval_webhook = %s\n", bad[i].url);
+		snprintf(want, sizeof(want), "t.conf:3: invalid approval_webhook in [agent]: %s; expected an "
+			 "https:// URL (http:// only for localhost, 127.0.0.1 and [::1])", bad[i].why);
+		e = load_bad(text);
+		if (strcmp(e.v[0], want) != 0) {
+			print_error("%s:\ngot      %s\nexpected %s\n", bad[i].url, e.v[0], want);
+			fail();
+		}
+		/* The URL may carry a secret: never quoted back. */
+		assert_null(strstr(e.v[0], "s3cret"));
+		pol_errors_clear(&e);
+	}
 }
 
 static void access_lookup(void **state)
@@ -586,6 +799,9 @@ int main(void)
 		cmocka_unit_test(collects_all_errors_sorted),
 		cmocka_unit_test(errors_are_appended),
 		cmocka_unit_test(enforceable),
+		cmocka_unit_test(guardrail_keys),
+		cmocka_unit_test(access_keys),
+		cmocka_unit_test(approval_webhook),
 		cmocka_unit_test(access_lookup),
 		cmocka_unit_test(confd_includes),
 		cmocka_unit_test(unreadable_main),
