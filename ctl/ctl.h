@@ -135,7 +135,8 @@ int cmd_grant(struct ctl *ctl, int argc, char **argv);   /* grant request | gran
 int cmd_grants(struct ctl *ctl, int argc, char **argv);
 int cmd_revoke(struct ctl *ctl, int argc, char **argv);
 int cmd_audit(struct ctl *ctl, int argc, char **argv);   /* audit | audit verify */
-int cmd_policy(struct ctl *ctl, int argc, char **argv);  /* policy check */
+int cmd_policy(struct ctl *ctl, int argc, char **argv);  /* policy check | policy explain */
+int cmd_policy_explain(struct ctl *ctl, int argc, char **argv); /* ctl/explain.c */
 int cmd_login(struct ctl *ctl, int argc, char **argv);
 int cmd_logout(struct ctl *ctl, int argc, char **argv);
 int cmd_sessions(struct ctl *ctl, int argc, char **argv);

@@ -18,6 +18,7 @@ ctl_sluicectl_SOURCES = \
 	ctl/status.c \
 	ctl/audit.c \
 	ctl/policy_check.c \
+	ctl/explain.c \
 	ctl/session.c \
 	ctl/exec.h \
 	ctl/exec.c \

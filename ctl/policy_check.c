@@ -54,13 +54,16 @@ int cmd_policy(struct ctl *ctl, int argc, char **argv)
 	int r, ret;
 
 	if (argc < 1)
-		return ctl_usage_error("'policy' needs a subcommand: check");
+		return ctl_usage_error("'policy' needs a subcommand: check or explain");
 	if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
-		printf("Usage: %s\n", usage);
+		printf("Usage: %s\n       sluicectl policy explain --user USER --connection CONNECTION "
+		       "--sql TEXT ...\n", usage);
 		return CTL_OK;
 	}
+	if (strcmp(argv[0], "explain") == 0)
+		return cmd_policy_explain(ctl, argc - 1, argv + 1);
 	if (strcmp(argv[0], "check") != 0)
-		return ctl_usage_error("unknown policy subcommand '%s' (expected check)", argv[0]);
+		return ctl_usage_error("unknown policy subcommand '%s' (expected check or explain)", argv[0]);
 	r = ctl_command_args(ctl, usage, argc - 1, argv + 1, opts, pos, 0, 1, &n_pos);
 	if (r >= 0)
 		return r;

@@ -31,7 +31,7 @@ import pytest
 
 NO_BUS = "unix:path=/nonexistent/sluice-ctl-test/bus"
 UNREACHABLE = "sluicectl: sluiced is not running or not reachable on the system bus ("
-LATER_COMMANDS = ["approvals", "approve", "deny", "replay"]
+LATER_COMMANDS = ["replay"]
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,14 @@ def run(ctl: Path, *args: str, env: dict | None = None, timeout: float = 30) -> 
     (["audit", "--events", "--decision", "blocked"], "--decision filters statements"),
     (["audit", "verify", "--since", "1h"], "unknown option '--since'"),
     (["policy"], "'policy' needs a subcommand"),
-    (["policy", "explain", "--user", "u"], "unknown policy subcommand 'explain'"),
+    (["policy", "frob"], "unknown policy subcommand 'frob' (expected check or explain)"),
+    (["policy", "explain", "--user", "root", "--connection", "c"], "policy explain needs --sql TEXT"),
+    (["policy", "explain", "--connection", "c", "--sql", "select 1"], "policy explain needs --user USER"),
+    (["policy", "explain", "--user", "root", "--sql", "select 1"], "policy explain needs --connection"),
+    (["policy", "explain", "--user", "root", "--connection", "c", "--sql", "select 1", "--group"],
+     "option '--group' needs a value"),
+    (["policy", "explain", "--user", "root", "--connection", "c", "--sql", "select 1", "extra"],
+     "unexpected argument 'extra'"),
     (["policy", "check", "a.conf", "b.conf"], "unexpected argument 'b.conf'"),
     (["reload", "now"], "unexpected argument 'now'"),
 ])
@@ -117,10 +124,11 @@ def test_help_lists_every_command_of_this_version(ctl):
         assert r.rc == 0, r
         assert r.err == ""
         for cmd in ("status", "grant request CONNECTION", "grants [--all]", "grant show ID",
-                    "revoke ID", "audit [--since", "audit verify", "policy check [FILE]", "reload",
+                    "revoke ID", "audit [--since", "audit verify", "policy check [FILE]",
+                    "policy explain --user USER --connection CONNECTION --sql TEXT", "reload",
                     "--config FILE", "--json", "--version", "SLUICE_CONFIG"):
             assert cmd in r.out, (cmd, r)
-        for later in LATER_COMMANDS + ["policy explain"]:
+        for later in LATER_COMMANDS:
             assert not re.search(rf"^\s+{later}\b", r.out, re.M), (later, r.out)
 
 
@@ -226,13 +234,33 @@ def test_policy_check_reports_every_error_with_file_and_line(ctl, confdir):
 
 
 def test_policy_check_refuses_what_this_version_does_not_enforce(ctl, confdir):
-    text = GOOD.format(d=confdir) + "\n[guardrail orders-pg]\nblock = ddl drop\n"
-    f = write(confdir / "guard.conf", text)
+    text = GOOD.format(d=confdir) + "\n[mask orders-pg]\nops.customers.ssn = last4\n"
+    f = write(confdir / "mask.conf", text)
     r = run(ctl, "policy", "check", str(f))
     assert r.rc == 1, r
-    line = text.splitlines().index("[guardrail orders-pg]") + 1
-    assert f"{f}:{line}:" in r.err and "guardrail" in r.err, r
+    line = text.splitlines().index("[mask orders-pg]") + 1
+    assert f"{f}:{line}: [mask orders-pg] is not enforced" in r.err, r
     assert "OK" not in r.out
+
+
+def test_policy_check_accepts_guardrails_and_approvals(ctl, confdir):
+    text = GOOD.format(d=confdir) + textwrap.dedent("""\
+        schemas = ops
+        mode = read
+        approval = writes
+        approval_timeout = 5m
+        approval_wait = 30s
+
+        [guardrail orders-pg]
+        block = ddl drop functions
+        approve = write
+        functions = default pg_sleep
+        unparsed = block
+        """)
+    f = write(confdir / "guard.conf", text)
+    r = run(ctl, "policy", "check", str(f))
+    assert (r.rc, r.err) == (0, ""), r
+    assert r.out.splitlines()[0] == f"{f}: OK"
 
 
 def test_policy_check_missing_file(ctl, confdir):
@@ -256,6 +284,218 @@ def test_policy_check_json(ctl, confdir):
     j = json.loads(r.out)
     assert j["ok"] is False
     assert len(j["errors"]) == 1 and j["errors"][0].startswith(f"{bad}:2: ")
+
+
+# --- policy explain --------------------------------------------------------------
+#
+# Offline: the configuration, the caller's account and groups, the SQL; no
+# agent, no database. The account is root (present everywhere, member of
+# group root) unless a test says otherwise.
+
+EXPLAIN = """\
+[connection orders-pg]
+type = postgres
+host = 127.0.0.1
+dbname = orders
+user = sluice_broker
+sslmode = disable
+
+[access orders-admins]
+connection = orders-pg
+allow = %root
+schemas = ops sales
+approval = writes
+
+[guardrail orders-pg]
+block = drop truncate delete-without-where functions
+approve = ddl
+"""
+
+
+def line_of(text: str, needle: str, after: str | None = None) -> int:
+    lines = text.splitlines()
+    start = lines.index(after) if after else 0
+    return next(i for i in range(start, len(lines)) if lines[i] == needle) + 1
+
+
+def explain(ctl, conf: Path, sql: str, *args: str, env: dict | None = None) -> Run:
+    return run(ctl, "--config", str(conf), "policy", "explain", "--user", "root",
+               "--connection", "orders-pg", "--sql", sql, *args, env=env)
+
+
+def decisions(out: str) -> list[str]:
+    return [m.group(1) for m in re.finditer(r"^   decision: +(.*)$", out, re.M)]
+
+
+@pytest.fixture
+def explain_conf(confdir) -> Path:
+    return write(confdir / "sluice.conf", EXPLAIN)
+
+
+def test_explain_allowed(ctl, explain_conf):
+    r = explain(ctl, explain_conf, "SELECT * FROM ops.orders WHERE id = 7")
+    assert (r.rc, r.err) == (0, ""), r
+    access = line_of(EXPLAIN, "[access orders-admins]")
+    lines = r.out.splitlines()
+    assert lines[0] == (f"access:     root may use orders-pg through [access orders-admins] "
+                        f"(rule at {explain_conf}:{access})"), r
+    assert lines[1] == (f"grant:      mode write; schema scope ops sales (rule at "
+                        f"{explain_conf}:{line_of(EXPLAIN, 'schemas = ops sales')}); approval writes "
+                        f"(timeout 15m, window 10m, wait 0s)"), r
+    assert lines[2] == (f"guardrail:  [guardrail orders-pg] (rule at {explain_conf}:"
+                        f"{line_of(EXPLAIN, '[guardrail orders-pg]')})"), r
+    assert "1  SELECT * FROM ops.orders WHERE id = 7" in lines, r
+    assert re.search(r"^   classes: +read$", r.out, re.M), r
+    assert decisions(r.out) == [f"allowed (rule at {explain_conf}:{access})"], r
+
+
+def test_explain_blocked(ctl, explain_conf):
+    block = line_of(EXPLAIN, "block = drop truncate delete-without-where functions")
+    r = explain(ctl, explain_conf, "drop table OPS.Orders")
+    assert (r.rc, r.err) == (1, ""), r
+    assert re.search(r"^   classes: +ddl drop$", r.out, re.M), r
+    assert decisions(r.out) == [f"blocked: drop (rule at {explain_conf}:{block})"], r
+    # functions: on the default list, named
+    r = explain(ctl, explain_conf, "SELECT pg_read_file('/etc/shadow')")
+    assert r.rc == 1, r
+    assert re.search(r"^   functions: +pg_read_file$", r.out, re.M), r
+    assert decisions(r.out) == [f"blocked: functions: pg_read_file (rule at {explain_conf}:{block})"], r
+    # schema scope: outside ops and sales; catalog reads are fine
+    r = explain(ctl, explain_conf, "SELECT * FROM billing.invoices")
+    assert r.rc == 1, r
+    assert decisions(r.out) == [f"blocked: schema-scope: billing.invoices is outside ops, sales "
+                                f"(rule at {explain_conf}:{line_of(EXPLAIN, 'schemas = ops sales')})"], r
+    r = explain(ctl, explain_conf, "SELECT relname FROM pg_catalog.pg_class")
+    assert r.rc == 0, r
+    # the pinned setting
+    r = explain(ctl, explain_conf, "SET standard_conforming_strings = off")
+    assert r.rc == 1, r
+    assert decisions(r.out) == ["blocked: standard_conforming_strings is pinned on (rule: built-in "
+                                "(sluice reads strings as the server does only with it on))"], r
+
+
+def test_explain_approval(ctl, explain_conf):
+    r = explain(ctl, explain_conf, "UPDATE ops.orders SET state = 'shipped' WHERE id = 7")
+    assert r.rc == 1, r
+    assert decisions(r.out) == [f"approval required: write (rule at {explain_conf}:"
+                                f"{line_of(EXPLAIN, 'approval = writes')})"], r
+    r = explain(ctl, explain_conf, "CREATE TABLE ops.notes (id int)")
+    assert r.rc == 1, r
+    assert decisions(r.out) == [f"approval required: ddl (rule at {explain_conf}:"
+                                f"{line_of(EXPLAIN, 'approve = ddl')})"], r
+
+
+def test_explain_unparsed(ctl, explain_conf, confdir):
+    r = explain(ctl, explain_conf, "SELEC * FORM ops.orders")
+    assert r.rc == 1, r
+    assert re.search(r"^   classes: +\(does not parse\)$", r.out, re.M), r
+    assert decisions(r.out) == ['blocked: unparsed: syntax error at or near "SELEC" '
+                                '(rule: built-in default (unparsed = block))'], r
+    text = EXPLAIN + "unparsed = allow\n"
+    f = write(confdir / "allow.conf", text)
+    r = explain(ctl, f, "SELEC * FORM ops.orders")
+    assert r.rc == 0, r
+    assert decisions(r.out) == [f"allowed (rule at {f}:{line_of(text, 'unparsed = allow')})"], r
+
+
+def test_explain_each_statement(ctl, explain_conf):
+    sql = ("SELECT 1;\n  DELETE FROM ops.orders; -- every row\n"
+           "PREPARE wipe AS DELETE FROM ops.orders; EXECUTE wipe; " + "SELECT 'x'" + ", 'y'" * 40)
+    r = explain(ctl, explain_conf, sql)
+    assert r.rc == 1, r
+    block = line_of(EXPLAIN, "block = drop truncate delete-without-where functions")
+    assert decisions(r.out) == [
+        f"allowed (rule at {explain_conf}:{line_of(EXPLAIN, '[access orders-admins]')})",
+        f"blocked: delete-without-where (rule at {explain_conf}:{block})",
+        f"blocked: delete-without-where (rule at {explain_conf}:{block})",
+        f"blocked: delete-without-where (rule at {explain_conf}:{block})",
+        f"allowed (rule at {explain_conf}:{line_of(EXPLAIN, '[access orders-admins]')})",
+    ], r
+    heads = re.findall(r"^(\d+) +(.*)$", r.out, re.M)
+    assert [h[0] for h in heads] == ["1", "2", "3", "4", "5"], r
+    assert heads[1][1] == "DELETE FROM ops.orders", r
+    # long statements are cut to 80 characters with an ellipsis
+    assert len(heads[4][1]) == 80 and heads[4][1].endswith("\u2026"), r
+
+
+def test_explain_json(ctl, explain_conf):
+    r = explain(ctl, explain_conf, "SELECT 1; DROP TABLE ops.t; INSERT INTO ops.t VALUES (1)", "--json")
+    assert (r.rc, r.err) == (1, ""), r
+    j = json.loads(r.out)
+    assert [s["statement"] for s in j] == ["SELECT 1", "DROP TABLE ops.t", "INSERT INTO ops.t VALUES (1)"]
+    assert [s["decision"] for s in j] == ["allowed", "blocked", "approval"]
+    assert j[0]["classes"] == ["read"] and j[0]["class"] is None and j[0]["message"] is None
+    block = line_of(EXPLAIN, "block = drop truncate delete-without-where functions")
+    assert j[1]["classes"] == ["ddl", "drop"] and j[1]["class"] == "drop" and j[1]["what"] == "drop"
+    assert j[1]["rule"] == f"rule at {explain_conf}:{block}"
+    assert j[1]["message"] == f"sluice: blocked: drop (rule at {explain_conf}:{block})"
+    assert j[2]["class"] == "write"
+    assert j[2]["message"].startswith("sluice: approval required: write (rule at ")
+    for s in j:
+        assert set(s) >= {"statement", "classes", "decision", "class", "what", "rule", "message"}
+    r = explain(ctl, explain_conf, "SELECT 1", "--json")
+    assert r.rc == 0 and json.loads(r.out)[0]["decision"] == "allowed", r
+
+
+def test_explain_unknown_user(ctl, explain_conf):
+    r = run(ctl, "--config", str(explain_conf), "policy", "explain", "--user", "no-such-user-sluice",
+            "--connection", "orders-pg", "--sql", "SELECT 1")
+    assert (r.rc, r.out) == (1, ""), r
+    assert r.err.startswith("sluicectl: no such user no-such-user-sluice"), r
+
+
+def test_explain_no_access(ctl, confdir):
+    text = EXPLAIN.replace("allow = %root", "allow = @data-readers")
+    f = write(confdir / "groups.conf", text)
+    r = explain(ctl, f, "SELECT 1")
+    assert (r.rc, r.out) == (1, ""), r
+    assert r.err == "sluicectl: root may not use orders-pg: no [access] rule allows it\n", r
+    # an IdP group of a session that would carry it
+    r = explain(ctl, f, "SELECT 1", "--group", "other", "--group=data-readers")
+    assert r.rc == 0, r
+    r = run(ctl, "--config", str(f), "policy", "explain", "--user", "root", "--connection", "nope",
+            "--sql", "SELECT 1")
+    assert (r.rc, r.err) == (1, f"sluicectl: there is no [connection nope] in {f}\n"), r
+
+
+def test_explain_schema_and_read_mode(ctl, confdir):
+    text = EXPLAIN.replace("approval = writes", "mode = read")
+    f = write(confdir / "read.conf", text)
+    r = explain(ctl, f, "SELECT * FROM sales.t; INSERT INTO ops.t VALUES (1)", "--schema", "OPS")
+    assert r.rc == 1, r
+    assert re.search(r"^grant: +mode read; schema scope ops \(the grant's --schema\); approval none$",
+                     r.out, re.M), r
+    assert decisions(r.out) == [
+        "blocked: schema-scope: sales.t is outside ops (rule: the grant's --schema ops)",
+        f"blocked: write (rule at {f}:{line_of(text, 'mode = read')})",
+    ], r
+    r = explain(ctl, f, "SELECT 1", "--schema", "billing")
+    assert (r.rc, r.out) == (1, ""), r
+    assert r.err == "sluicectl: schema billing is not in [access orders-admins] schemas (ops, sales)\n", r
+
+
+def test_explain_identity_without_local_account(ctl, confdir):
+    text = EXPLAIN.replace("allow = %root", "allow = mcp-sluice-test") + textwrap.dedent("""\
+        [oidc]
+        issuer = https://idp.example.com
+        audience = urn:sluice
+
+        [identity mcp-sluice-test]
+        subject = repo:acme/orders
+        uid = 61999
+        """)
+    f = write(confdir / "identity.conf", text)
+    r = run(ctl, "--config", str(f), "policy", "explain", "--user", "mcp-sluice-test",
+            "--connection", "orders-pg", "--sql", "SELECT 1")
+    assert r.rc == 0, r
+    assert r.out.startswith("access:     mcp-sluice-test may use orders-pg"), r
+
+
+def test_explain_bad_config(ctl, confdir):
+    f = write(confdir / "bad.conf", EXPLAIN + "block_all = yes\n")
+    r = explain(ctl, f, "SELECT 1")
+    assert (r.rc, r.out) == (1, ""), r
+    assert f'{f}:{len(EXPLAIN.splitlines()) + 1}: unknown key "block_all"' in r.err, r
 
 
 # --- no agent ----------------------------------------------------------------------
