@@ -461,7 +461,7 @@ static void messages(void **state)
 {
 	struct verdict v = { .kind = VERDICT_BLOCK, .klass = CLASS_DROP, .what = "drop",
 			     .rule = "rule at /etc/sluice/sluice.conf:14" };
-	char buf[512], small[24];
+	char buf[512], small[40];
 
 	assert_string_equal(verdict_message(&v, buf, sizeof(buf)),
 			    "sluice: blocked: drop (rule at /etc/sluice/sluice.conf:14)");
@@ -476,7 +476,7 @@ static void messages(void **state)
 	/* Cut to fit, never inside a UTF-8 character. */
 	v.kind = VERDICT_BLOCK;
 	snprintf(v.what, sizeof(v.what), "schema-scope: \xc3\xa4\xc3\xa4\xc3\xa4\xc3\xa4.t is outside ops");
-	assert_ptr_equal(verdict_message(&v, small, sizeof(small)), small);
+	assert_ptr_equal(verdict_message(&v, small, 24), small);
 	assert_string_equal(small, "sluice: blocked: schema");
 	assert_string_equal(verdict_message(&v, small, 32), "sluice: blocked: schema-scope: ");
 	assert_string_equal(verdict_message(&v, small, 33), "sluice: blocked: schema-scope: ");
