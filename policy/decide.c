@@ -101,8 +101,11 @@ int decide_scope_init(struct decide_scope *s, const struct policy *p,
 	}
 	/* --schema is written like an identifier in SQL: OPS is ops. */
 	r = ident_fold(schema, &folded, &why);
-	if (r == -ENOMEM)
+	if (r == -ENOMEM) {
+		if (errlen)
+			say(err, errlen, "out of memory");
 		return r;
+	}
 	if (r < 0) {
 		if (errlen)
 			say(err, errlen, "invalid schema \"%.80s\": %s", schema, why);
@@ -118,7 +121,7 @@ int decide_scope_init(struct decide_scope *s, const struct policy *p,
 				     sizeof(list));
 			if (errlen)
 				say(err, errlen, "schema %.80s is not in [access %s] schemas (%s)", folded,
-					 access->name, list);
+				    access->name, list);
 			return -EPERM;
 		}
 		*schema_buf = access->schemas.v[i];
@@ -129,7 +132,7 @@ int decide_scope_init(struct decide_scope *s, const struct policy *p,
 		 * stored spelling. A quoted mixed-case name has none to ask for. */
 		if (errlen)
 			say(err, errlen, "schema \"%.80s\" is %.80s as PostgreSQL stores it: request "
-				 "it so, or list it in [access %s] schemas", schema, folded, access->name);
+			    "it so, or list it in [access %s] schemas", schema, folded, access->name);
 		return -EINVAL;
 	}
 	out.schemas = schema_buf;
@@ -164,7 +167,7 @@ static void what_class(struct verdict *v, int klass, const char *function)
 		say(v->what, sizeof(v->what), "functions: %.200s", function);
 	else
 		say(v->what, sizeof(v->what), "%s",
-			 klass >= 0 ? stmt_class_name((enum stmt_class)klass) : "statement");
+		    klass >= 0 ? stmt_class_name((enum stmt_class)klass) : "statement");
 }
 
 /* The statement and, for EXECUTE, the prepared body it runs. */
@@ -249,6 +252,11 @@ static bool in_scope(const struct decide_scope *s, const char *schema)
 	return false;
 }
 
+static bool is_catalog(const char *schema)
+{
+	return strcmp(schema, "pg_catalog") == 0 || strcmp(schema, "information_schema") == 0;
+}
+
 static bool rel_allowed(const struct decide_scope *s, const struct sql_rel *r)
 {
 	/* Unqualified names resolve through the pinned search_path. */
@@ -257,8 +265,7 @@ static bool rel_allowed(const struct decide_scope *s, const struct sql_rel *r)
 	if (in_scope(s, r->schema) || strcmp(r->schema, "pg_temp") == 0)
 		return true;
 	/* Clients introspect: reading the catalogs is fine, changing them is not. */
-	return !r->written &&
-	       (strcmp(r->schema, "pg_catalog") == 0 || strcmp(r->schema, "information_schema") == 0);
+	return !r->written && is_catalog(r->schema);
 }
 
 /* A qualified call outside the scope; schema.name as classify.h reports it. */
@@ -287,7 +294,7 @@ static bool schema_allowed(const struct decide_scope *s, const char *schema)
 static void rel_name(const struct sql_rel *r, char *buf, size_t n)
 {
 	say(buf, n, "%.*s%s%.*s.%.*s", NAME_ECHO_MAX, r->catalog ? r->catalog : "",
-		 r->catalog ? "." : "", NAME_ECHO_MAX, r->schema, NAME_ECHO_MAX, r->name);
+	    r->catalog ? "." : "", NAME_ECHO_MAX, r->schema, NAME_ECHO_MAX, r->name);
 }
 
 static void scope_rule(const struct decide_scope *s, struct verdict *v)
@@ -322,11 +329,8 @@ static bool scope_blocks(const struct decide_scope *s, const struct facts *f, st
 				continue;
 			rel_name(r, name, sizeof(name));
 			say(out->what, sizeof(out->what), "schema-scope: %s is %s%s", name,
-				 r->written && (strcmp(r->schema, "pg_catalog") == 0 ||
-						strcmp(r->schema, "information_schema") == 0)
-					 ? "written, and only reads are allowed outside "
-					 : "outside ",
-				 scope);
+			    is_catalog(r->schema) ? "written, and only reads are allowed outside "
+						  : "outside ", scope);
 			scope_rule(s, out);
 			return true;
 		}
@@ -334,7 +338,7 @@ static bool scope_blocks(const struct decide_scope *s, const struct facts *f, st
 			if (function_allowed(s, st->functions[i]))
 				continue;
 			say(out->what, sizeof(out->what), "schema-scope: function %.*s is outside %s",
-				 NAME_ECHO_MAX * 2, st->functions[i], scope);
+			    NAME_ECHO_MAX * 2, st->functions[i], scope);
 			scope_rule(s, out);
 			return true;
 		}
@@ -342,7 +346,7 @@ static bool scope_blocks(const struct decide_scope *s, const struct facts *f, st
 			if (schema_allowed(s, st->schemas[i]))
 				continue;
 			say(out->what, sizeof(out->what), "schema-scope: schema %.*s is outside %s",
-				 NAME_ECHO_MAX, st->schemas[i], scope);
+			    NAME_ECHO_MAX, st->schemas[i], scope);
 			scope_rule(s, out);
 			return true;
 		}
@@ -382,7 +386,7 @@ void decide_statement(const struct decide_scope *s, const struct sql_stmt *st,
 		verdict(out, VERDICT_BLOCK, -1);
 		say(out->what, sizeof(out->what), "standard_conforming_strings is pinned on");
 		say(out->rule, sizeof(out->rule),
-			 "rule: built-in (sluice reads strings as the server does only with it on)");
+		    "rule: built-in (sluice reads strings as the server does only with it on)");
 		return;
 	}
 	/* 3. A read-only grant. */
@@ -413,7 +417,7 @@ void decide_statement(const struct decide_scope *s, const struct sql_stmt *st,
 			rule_at(out, &g->block_origin, "rule: block of the [guardrail]");
 		else
 			say(out->rule, sizeof(out->rule),
-				 "rule: built-in default (block = functions copy-program)");
+			    "rule: built-in default (block = functions copy-program)");
 		return;
 	}
 	/* 6. Approvals: the guardrail's classes, then the access's mode. */
