@@ -11,6 +11,9 @@ policy_libsluice_policy_la_SOURCES = \
 	policy/ident.h policy/ident.c \
 	policy/principal.h policy/principal.c \
 	policy/classes.h policy/classes.c \
+	policy/sqljson.h policy/sqljson.c \
+	policy/classify.h policy/classify.c \
+	policy/classify_walk.h policy/classify_walk.c policy/classify_nodes.c \
 	policy/decide.h policy/decide.c \
 	policy/loader.h policy/loader.c \
 	policy/conf_agent.c \
@@ -18,3 +21,5 @@ policy_libsluice_policy_la_SOURCES = \
 	policy/conf_connection.c \
 	policy/conf_rules.c
 policy_libsluice_policy_la_CFLAGS = $(AM_CFLAGS)
+# classify.c parses SQL with libpg_query.
+policy_libsluice_policy_la_LIBADD = $(PG_QUERY_LIBS)

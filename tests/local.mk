@@ -6,6 +6,7 @@ UNIT_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 UNIT_LIBS = $(CMOCKA_LIBS)
 include tests/unit/common.mk
 include tests/unit/policy.mk
+include tests/unit/classify.mk
 include tests/unit/decide.mk
 include tests/unit/audit.mk
 include tests/unit/agent.mk
