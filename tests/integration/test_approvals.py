@@ -489,6 +489,7 @@ def test_an_approved_statement_runs_once(agent_factory, table):
     assert [s["decision"] for s in rows] == ["approval", "approval", "allowed", "approval"], rows
     assert all(s["sqlstate"] == "42501" for s in rows if s["decision"] == "approval"), rows
     assert rows[2]["sqlstate"] in (None, ""), rows[2]
+    assert aid in rows[2]["rule"] and SERVICE_B in rows[2]["rule"], rows[2]
 
 
 def test_a_statement_needs_another_account(agent_factory, table):
