@@ -23,7 +23,9 @@ struct audit;
 
 /* Decisions recorded for a statement. */
 #define AUDIT_ALLOWED "allowed"   /* forwarded upstream */
-#define AUDIT_BLOCKED "blocked"   /* refused by policy (guardrails; later issues) */
+#define AUDIT_BLOCKED "blocked"   /* refused by policy: a guardrail, the access's mode or schema scope */
+#define AUDIT_APPROVAL "approval" /* refused until an approver approves it (the error names the approval);
+				     once approved it runs as "allowed", its rule naming the approval */
 #define AUDIT_REFUSED "refused"   /* refused by the agent: audit down, grant ended, FunctionCall, limits */
 
 struct audit_statement {

@@ -8,6 +8,7 @@ agent_sluiced_SOURCES = \
 	agent/session.c agent/session.h \
 	agent/verify.c agent/verify.h \
 	agent/bus.c agent/bus.h \
+	agent/busmsg.c agent/busmsg.h \
 	agent/loop.c agent/loop.h \
 	agent/resolve.c agent/resolve.h \
 	agent/grant.c agent/grant.h agent/proto.h \
@@ -19,6 +20,7 @@ agent_sluiced_SOURCES = \
 	agent/pgproxy.c \
 	agent/pgupstream.c \
 	agent/pgtrack.c \
+	agent/guard.c agent/guard.h \
 	agent/pgenc.c agent/pgenc.h \
 	agent/pgauth.c agent/pgauth.h \
 	agent/tls.c agent/tls.h

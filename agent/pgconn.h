@@ -5,7 +5,10 @@
  *   pgproxy.c     accept, client startup, relaying, grant end, cancel
  *   pgupstream.c  connect upstream: resolve, TCP/Unix, TLS, auth, hello
  *   pgtrack.c     which response belongs to which request: the pending
- *                 FIFO, statement records for the audit, prepared names
+ *                 FIFO, statement records for the audit
+ *   guard.c       what is decided about each statement before it is
+ *                 forwarded: classification cache, verdicts, prepared
+ *                 names with their decisions, approvals
  *
  * Bytes flow through two pipes. Each pipe's buffer holds what was read from
  * its source; [off, scan) is examined and ready to write to the
@@ -20,6 +23,7 @@
 #include <netdb.h>
 #include <iconv.h>
 #include "agent/grant.h"
+#include "agent/guard.h"
 #include "agent/proto.h"
 #include "agent/tls.h"
 #include "common/buf.h"
@@ -54,10 +58,13 @@ struct pg_pipe {
 };
 
 /* An SQL text shared by a prepared statement, the portals bound to it and
- * the executions recorded from them. */
+ * the executions recorded from them, with what was decided about it when
+ * it was prepared (agent/guard.h). */
 struct sqltext {
 	unsigned refs;
 	uint32_t len;
+	uint8_t decision;        /* enum sqltext_decision */
+	struct verdict *v;       /* NULL for a plain allow under the connection's allow rule */
 	char text[];
 };
 
@@ -66,17 +73,15 @@ enum pend_kind {
 	PEND_CLOSE, PEND_SYNC, PEND_LOCAL,
 };
 
-struct stmt_part {
-	uint32_t off, len; /* within the sqltext */
-};
-
 /* A request forwarded upstream (or refused locally) whose response has not
  * fully come back, in the order the client sent them. */
 struct pend {
 	enum pend_kind kind;
 	struct sqltext *sql;     /* QUERY, PARSE, EXECUTE */
-	struct stmt_part *parts; /* QUERY: one per statement (NULL: the whole text) */
-	uint32_t n_parts, cur;
+	struct guard_class *cls; /* QUERY: its statements (NULL: the text is one piece) */
+	uint32_t n_parts, done;  /* QUERY: answers expected (statements that run), received */
+	uint32_t cur;            /* QUERY: the current statement, an index into cls->c.v */
+	char *rule;              /* the audit's rule when not the statement's own (an approval's) */
 	uint32_t reserved;       /* audit reservations held */
 	size_t hint;             /* ...each of this size */
 	int64_t ts_us;           /* wall clock when the current statement began */
@@ -143,6 +148,13 @@ struct pgconn {
 	size_t fifo_head, fifo_n, fifo_cap;
 	struct name_map stmts, portals;
 	bool discard_until_sync;
+	/* Guardrails (guard.c). */
+	char allow_rule[320];    /* the rule allowed statements are recorded with */
+	bool allow_rule_set;     /* ...computed (it may be empty: nothing is allowed plainly) */
+	struct approval_waiter *hold; /* a statement waits unexamined in c2s for its approval */
+	bool hold_done;          /* ...was decided: the next decision of it uses hold_state */
+	enum approval_state hold_state;
+	char hold_id[APPROVAL_ID_LEN + 1];
 	char txn_status;         /* from the last ReadyForQuery: I, T or E */
 	iconv_t enc;             /* client_encoding -> UTF-8 for the audit, or (iconv_t)-1 */
 	uint64_t n_statements;
@@ -175,7 +187,7 @@ int pg_send_cancel(struct pgconn *c) WUR;
 
 /* pgtrack.c */
 /* A client message in READY state. Returns the action for its bytes. */
-enum pg_action { PG_FORWARD, PG_DROP, PG_STREAM, PG_CLOSE };
+enum pg_action { PG_FORWARD, PG_DROP, PG_STREAM, PG_CLOSE, PG_HOLD };
 enum pg_action pg_track_client(struct pgconn *c, char type, const uint8_t *body, size_t n,
 			       size_t total);
 /* A server message in READY state (for DataRow/CopyData only the header). */
@@ -190,4 +202,3 @@ void pg_track_finish(struct pgconn *c, const char *why);
 /* A ParameterStatus from the server (the client's encoding matters). */
 void pg_note_parameter(struct pgconn *c, const uint8_t *body, size_t n);
 void pg_track_refused_after_end(struct pgconn *c, char type, const uint8_t *body, size_t n);
-struct sqltext *sqltext_unref(struct sqltext *s);

@@ -209,6 +209,47 @@ static int add_param(struct pgconn *c, const char *k, const char *v)
 	return r;
 }
 
+/* search_path for a schema-scoped grant: each schema quoted as an
+ * identifier (they are folded already), comma-separated. */
+static int scope_search_path(const struct decide_scope *sc, struct buf *b)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < sc->n_schemas && r == 0; i++) {
+		if (i > 0)
+			r = buf_append(b, ", ", 2);
+		if (r == 0)
+			r = buf_put_u8(b, '"');
+		for (const char *p = sc->schemas[i]; r == 0 && *p; p++)
+			r = *p == '"' ? buf_append(b, "\"\"", 2) : buf_put_u8(b, (uint8_t)*p);
+		if (r == 0)
+			r = buf_put_u8(b, '"');
+	}
+	return r == 0 ? buf_put_u8(b, '\0') : r;
+}
+
+/* Settings upstream starts with whatever the client asks: the proxy reads
+ * string literals with standard_conforming_strings on (as libpg_query
+ * does), a scoped grant resolves unqualified names in its schemas, and
+ * mode = read makes every transaction read-only by default. They come
+ * first, and the client can send none of them (the allowlist above). */
+static int pin_settings(struct pgconn *c)
+{
+	const struct grant *g = c->gc.grant;
+	struct buf path = BUF_INIT(PG_STARTUP_MAX);
+	int r = add_param(c, "standard_conforming_strings", "on");
+
+	if (r == 0 && g->scope.n_schemas > 0) {
+		r = scope_search_path(&g->scope, &path);
+		if (r == 0)
+			r = add_param(c, "search_path", (const char *)path.data);
+		buf_release(&path, 0);
+	}
+	if (r == 0 && g->access->mode == ACCESS_READ)
+		r = add_param(c, "default_transaction_read_only", "on");
+	return r;
+}
+
 static int client_startup(struct pgconn *c, const struct pg_startup *s)
 {
 	struct grant *g = c->gc.grant;
@@ -228,7 +269,8 @@ static int client_startup(struct pgconn *c, const struct pg_startup *s)
 		pg_fatal_client(c, "42501", "sluice: replication connections are not allowed through a grant");
 		return 0;
 	}
-	if ((r = add_param(c, "user", conn->user)) < 0 || (r = add_param(c, "database", conn->dbname)) < 0)
+	if ((r = add_param(c, "user", conn->user)) < 0 || (r = add_param(c, "database", conn->dbname)) < 0 ||
+	    (r = pin_settings(c)) < 0)
 		return r;
 	for (size_t i = 0; i < s->n; i++) {
 		const char *k = s->keys[i];
@@ -398,9 +440,12 @@ static int scan_client(struct pgconn *c)
 		uint32_t len;
 		char type;
 		enum pg_action act;
-		int r = pipe_next(c, p, "the client", &type, &total);
+		int r;
 
-		if (r <= 0)
+		/* A statement waiting for its approval stays unexamined. */
+		if (c->hold)
+			return 0;
+		if ((r = pipe_next(c, p, "the client", &type, &total)) <= 0)
 			return r;
 		avail = p->b.len - p->scan;
 		m = p->b.data + p->scan;
@@ -442,6 +487,7 @@ static int scan_client(struct pgconn *c)
 		case PG_DROP:
 			pipe_cut(p, p->scan, total);
 			break;
+		case PG_HOLD:
 		case PG_CLOSE:
 			return 0;
 		}
@@ -586,7 +632,8 @@ static bool client_readable_state(const struct pgconn *c)
 	case PGS_LINGER:
 		return true;
 	case PGS_READY:
-		return pipe_unsent(&c->c2s) < HIGH_WATER && c->fifo_n < 4096;
+		/* Holding a statement for approval: nothing more is read meanwhile. */
+		return pipe_unsent(&c->c2s) < HIGH_WATER && c->fifo_n < 4096 && !c->hold;
 	default:
 		return false;
 	}

@@ -9,114 +9,15 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <pg_query.h>
 
 #include "agent/audit.h"
+#include "agent/guard.h"
 #include "agent/pgconn.h"
 #include "agent/pgenc.h"
 #include "agent/pgwire.h"
 #include "common/log.h"
 
 #define AUDIT_ROW_OVERHEAD 256
-
-struct name_ent {
-	char *name;
-	struct sqltext *sql; /* may be NULL: a statement we did not see prepared */
-};
-
-/* --- SQL texts and name maps --------------------------------------------- */
-
-static struct sqltext *sqltext_new(const char *p, size_t n)
-{
-	struct sqltext *s = malloc(sizeof(*s) + n + 1);
-
-	if (!s)
-		return NULL;
-	s->refs = 1;
-	s->len = (uint32_t)n;
-	memcpy(s->text, p, n);
-	s->text[n] = '\0';
-	return s;
-}
-
-static struct sqltext *sqltext_ref(struct sqltext *s)
-{
-	if (s)
-		s->refs++;
-	return s;
-}
-
-struct sqltext *sqltext_unref(struct sqltext *s)
-{
-	if (s && --s->refs == 0)
-		free(s);
-	return NULL;
-}
-
-static struct name_ent *map_find(struct name_map *m, const char *name)
-{
-	for (size_t i = 0; i < m->n; i++)
-		if (strcmp(m->v[i].name, name) == 0)
-			return &m->v[i];
-	return NULL;
-}
-
-/* Set name -> sql (taking a new reference). */
-static int map_set(struct name_map *m, const char *name, struct sqltext *sql)
-{
-	struct name_ent *e = map_find(m, name);
-
-	if (!e) {
-		if (m->n == m->cap) {
-			size_t cap = m->cap ? m->cap * 2 : 4;
-			struct name_ent *v = realloc(m->v, cap * sizeof(*v));
-			if (!v)
-				return -ENOMEM;
-			m->v = v;
-			m->cap = cap;
-		}
-		e = &m->v[m->n];
-		e->name = strdup(name);
-		if (!e->name)
-			return -ENOMEM;
-		e->sql = NULL;
-		m->n++;
-	}
-	sqltext_unref(e->sql);
-	e->sql = sqltext_ref(sql);
-	return 0;
-}
-
-static void map_del(struct name_map *m, const char *name)
-{
-	struct name_ent *e = map_find(m, name);
-
-	if (!e)
-		return;
-	free(e->name);
-	sqltext_unref(e->sql);
-	*e = m->v[--m->n];
-}
-
-static void map_clear(struct name_map *m, bool keep_unnamed)
-{
-	size_t j = 0;
-
-	for (size_t i = 0; i < m->n; i++) {
-		if (keep_unnamed && m->v[i].name[0] == '\0') {
-			m->v[j++] = m->v[i];
-			continue;
-		}
-		free(m->v[i].name);
-		sqltext_unref(m->v[i].sql);
-	}
-	m->n = j;
-	if (m->n == 0) {
-		free(m->v);
-		m->v = NULL;
-		m->cap = 0;
-	}
-}
 
 /* --- The pending FIFO ----------------------------------------------------- */
 
@@ -157,7 +58,8 @@ static void pend_clear(struct pgconn *c, struct pend *e)
 	for (; e->reserved > 0; e->reserved--)
 		audit_unreserve(c->agent->audit, e->hint);
 	sqltext_unref(e->sql);
-	free(e->parts);
+	guard_class_unref(e->cls);
+	free(e->rule);
 	free(e->name);
 	buf_release(&e->local, 0);
 	memset(e, 0, sizeof(*e));
@@ -178,7 +80,8 @@ static void fifo_pop(struct pgconn *c)
 /* --- Audit records ---------------------------------------------------------- */
 
 struct outcome {
-	const char *decision;
+	const char *decision;    /* NULL: allowed */
+	const char *rule;        /* NULL: the entry's */
 	const char *tag;
 	const char *sqlstate;
 	const char *error;
@@ -218,7 +121,9 @@ static void record(struct pgconn *c, struct pend *e, const char *sql, size_t len
 	audit_statement(c->agent->audit, &(struct audit_statement){
 		.ts_us = e->ts_us, .grant_id = g->id, .uid = g->uid, .user = g->user,
 		.connection = g->conn->name, .conn_serial = c->serial, .sql = sql, .sql_len = len,
-		.decision = o->decision, .outcome = o->tag, .sqlstate = o->sqlstate,
+		.decision = o->decision ? o->decision : AUDIT_ALLOWED,
+		.rule = o->rule ? o->rule : e->rule ? e->rule : sqltext_rule(c, e->sql),
+		.outcome = o->tag, .sqlstate = o->sqlstate,
 		.error = o->error, .rows = o->rows,
 		.duration_us = o->executed ? mono_us() - e->t0 : -1,
 		.subject = g->subject, .issuer = g->issuer, .groups = g->groups_json }, e->hint);
@@ -227,21 +132,61 @@ static void record(struct pgconn *c, struct pend *e, const char *sql, size_t len
 	c->n_statements++;
 }
 
+static bool is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
+}
+
+/* Statement i of a classified text, as the audit shows it: without the
+ * blanks between it and the previous ';'. */
+static void stmt_bounds(const struct sql_stmt *st, size_t textlen, size_t *off, size_t *len,
+			const char *text)
+{
+	size_t o = MIN((size_t)st->off, textlen), l = st->len;
+
+	if (l == 0 || o + l > textlen)
+		l = textlen - o; /* 0 means "to the end" */
+	while (l > 0 && is_blank(text[o])) {
+		o++;
+		l--;
+	}
+	while (l > 0 && is_blank(text[o + l - 1]))
+		l--;
+	*off = o;
+	*len = l;
+}
+
+/* The next statement of cls that runs, from i on. */
+static uint32_t next_running(const struct guard_class *cls, uint32_t i)
+{
+	while (cls && i < cls->c.n && !guard_stmt_runs(&cls->c, i))
+		i++;
+	return i;
+}
+
 /* The current statement of a QUERY, or an EXECUTE, is done. */
 static void complete_current(struct pgconn *c, struct pend *e, const struct outcome *o)
 {
 	if (e->kind == PEND_QUERY) {
+		const struct sql_stmt *st = e->cls && e->cur < e->cls->c.n ? &e->cls->c.v[e->cur] : NULL;
 		const char *sql = e->sql->text;
-		size_t len = e->sql->len;
+		size_t off = 0, len = e->sql->len;
 
-		if (e->cur >= e->n_parts)
+		if (e->done >= e->n_parts)
 			return;
-		if (e->parts) {
-			sql += e->parts[e->cur].off;
-			len = e->parts[e->cur].len;
+		/* One statement: the whole text, as the client sent it. */
+		if (st && e->n_parts > 1)
+			stmt_bounds(st, len, &off, &len, sql);
+		record(c, e, sql + off, len, o);
+		/* The server now knows (or forgot) a prepared statement. */
+		if (st && o->tag && (st->flags & (SQLF_PREPARE | SQLF_DEALLOCATE))) {
+			int r = guard_sql_prepared(c, st, sql);
+			if (r < 0)
+				log_warn("grant %s connection %llu: cannot track a prepared statement: %s",
+					 c->gc.grant->id, (unsigned long long)c->serial, strerror(-r));
 		}
-		record(c, e, sql, len, o);
-		e->cur++;
+		e->done++;
+		e->cur = next_running(e->cls, e->cur + 1);
 		/* The next statement starts now. */
 		e->ts_us = now_us();
 		e->t0 = mono_us();
@@ -257,10 +202,10 @@ static void complete_current(struct pgconn *c, struct pend *e, const struct outc
 /* Everything of e that did not run. */
 static void complete_rest(struct pgconn *c, struct pend *e, const char *why)
 {
-	struct outcome o = { .decision = AUDIT_ALLOWED, .error = why, .rows = -1 };
+	struct outcome o = { .error = why, .rows = -1 };
 
 	if (e->kind == PEND_QUERY) {
-		while (e->cur < e->n_parts)
+		while (e->done < e->n_parts)
 			complete_current(c, e, &o);
 	} else if (e->kind == PEND_EXECUTE) {
 		complete_current(c, e, &o);
@@ -314,79 +259,24 @@ out:
 	return r;
 }
 
-/* A statement refused before it reached the server: recorded when the
- * audit can take it (if it cannot, the refusal itself is what protects). */
-static void record_refused(struct pgconn *c, const char *sql, size_t len, const char *sqlstate,
-			   const char *why)
+/* A statement decided here, never sent upstream: recorded when the audit
+ * can take it (if it cannot, the refusal itself is what protects). */
+static void record_decided(struct pgconn *c, const char *sql, size_t len, const char *decision,
+			   const char *rule, const char *sqlstate, const char *why)
 {
 	struct pend tmp = { .ts_us = now_us(), .t0 = mono_us(), .hint = AUDIT_ROW_OVERHEAD + len };
 
 	if (audit_reserve(c->agent->audit, tmp.hint) < 0)
 		return;
 	tmp.reserved = 1;
-	record(c, &tmp, sql, len, &(struct outcome){ .decision = AUDIT_REFUSED,
+	record(c, &tmp, sql, len, &(struct outcome){ .decision = decision, .rule = rule,
 		.sqlstate = sqlstate, .error = why, .rows = -1 });
 }
 
-/* --- Splitting a simple query into statements ------------------------------ */
-
-static bool is_blank(char ch)
+static void record_refused(struct pgconn *c, const char *sql, size_t len, const char *sqlstate,
+			   const char *why)
 {
-	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
-}
-
-static bool only_space_after(const char *p, const char *end)
-{
-	for (; p < end; p++)
-		if (!is_blank(*p))
-			return false;
-	return true;
-}
-
-/* parts = NULL, n = 1: one statement spanning the text. */
-static int split_query(const char *sql, size_t len, struct stmt_part **parts, uint32_t *n)
-{
-	const char *semi = memchr(sql, ';', len);
-	PgQuerySplitResult res;
-	struct stmt_part *v;
-
-	*parts = NULL;
-	*n = 1;
-	/* Most queries hold one statement, at most followed by ';': no parse. */
-	if (!semi || (only_space_after(semi + 1, sql + len)))
-		return 0;
-	res = pg_query_split_with_parser(sql);
-	if (res.error || res.n_stmts <= 1) {
-		/* The server will reject or run it as one piece, as we record it. */
-		pg_query_free_split_result(res);
-		return 0;
-	}
-	v = calloc((size_t)res.n_stmts, sizeof(*v));
-	if (!v) {
-		pg_query_free_split_result(res);
-		return -ENOMEM;
-	}
-	for (int i = 0; i < res.n_stmts; i++) {
-		size_t off = (size_t)res.stmts[i]->stmt_location;
-		size_t l = (size_t)res.stmts[i]->stmt_len;
-		if (off > len)
-			off = len;
-		if (l == 0 || off + l > len)
-			l = len - off; /* 0 means "to the end" */
-		/* The statement, not the blanks between it and the last ';'. */
-		while (l > 0 && is_blank(sql[off])) {
-			off++;
-			l--;
-		}
-		while (l > 0 && is_blank(sql[off + l - 1]))
-			l--;
-		v[i].off = (uint32_t)off;
-		v[i].len = (uint32_t)l;
-	}
-	*parts = v;
-	*n = (uint32_t)res.n_stmts;
-	pg_query_free_split_result(res);
-	return 0;
+	record_decided(c, sql, len, AUDIT_REFUSED, NULL, sqlstate, why);
 }
 
 /* --- Client messages --------------------------------------------------------- */
@@ -418,30 +308,63 @@ static enum pg_action violation(struct pgconn *c, const char *what)
 	return PG_CLOSE;
 }
 
-static enum pg_action on_query(struct pgconn *c, const uint8_t *body, size_t n)
+static enum pg_action oom_close(struct pgconn *c)
 {
-	const char *sql = (const char *)body;
-	size_t len;
-	struct stmt_part *parts;
-	uint32_t n_parts, got = 0;
-	size_t hint;
+	pg_fatal_client(c, "53200", "sluice: out of memory");
+	return PG_CLOSE;
+}
+
+/* Refuse a whole simple query: the deciding statement is recorded with the
+ * decision, every other statement as not executed; the client gets the
+ * error and ReadyForQuery, and the session goes on. */
+static enum pg_action refuse_query(struct pgconn *c, const char *sql, size_t len,
+				   const struct guard_decision *d, const char *decision,
+				   const char *rule, const char *msg)
+{
+	const struct sql_class *k = &d->cls->c;
+	char why[128];
+	size_t off, l;
+
+	if (d->at == SIZE_MAX || d->n_run <= 1) {
+		record_decided(c, sql, len, decision, rule, "42501", msg);
+	} else {
+		snprintf(why, sizeof(why), "not executed: statement %u of the query %s", d->ordinal,
+			 d->kind == VERDICT_BLOCK ? "was blocked" : "needs approval");
+		for (size_t i = 0; i < k->n; i++) {
+			if (!guard_stmt_runs(k, i))
+				continue;
+			stmt_bounds(&k->v[i], len, &off, &l, sql);
+			if (i == d->at)
+				record_decided(c, sql + off, l, decision, rule, "42501", msg);
+			else
+				record_decided(c, sql + off, l, AUDIT_REFUSED, NULL, "42501", why);
+		}
+	}
+	return pg_refuse_local(c, "42501", msg, true) < 0 ? PG_CLOSE : PG_DROP;
+}
+
+static enum pg_action forward_query(struct pgconn *c, const char *sql, size_t len,
+				    struct guard_decision *d, char **rule)
+{
+	uint32_t n_parts = MAX(d->n_run, 1), got = 0;
+	size_t hint = AUDIT_ROW_OVERHEAD + len;
 	struct pend *e;
 	int r;
 
-	if (n == 0 || body[n - 1] != '\0' || memchr(body, '\0', n) != body + n - 1)
-		return violation(c, "a malformed Query message");
-	len = n - 1;
-	if (split_query(sql, len, &parts, &n_parts) < 0)
-		goto oom;
+	if (d->n_prepare > 0 &&
+	    c->stmts.n + d->n_prepare > c->agent->pol->p->agent.max_prepared_statements) {
+		static const char why[] =
+			"sluice: too many prepared statements on this connection (max_prepared_statements); DEALLOCATE some first";
+		record_refused(c, sql, len, "54000", why);
+		return pg_refuse_local(c, "54000", why, true) < 0 ? PG_CLOSE : PG_DROP;
+	}
 	/* Every statement must have its record's place before anything runs. */
-	hint = AUDIT_ROW_OVERHEAD + len;
 	for (; got < n_parts; got++)
 		if (audit_reserve(c->agent->audit, hint) < 0)
 			break;
 	if (got < n_parts) {
 		for (uint32_t i = 0; i < got; i++)
 			audit_unreserve(c->agent->audit, hint);
-		free(parts);
 		r = pg_refuse_local(c, "58000", audit_down_message(c), true);
 		return r < 0 ? PG_CLOSE : PG_DROP;
 	}
@@ -449,22 +372,81 @@ static enum pg_action on_query(struct pgconn *c, const uint8_t *body, size_t n)
 	if (!e || !(e->sql = sqltext_new(sql, len))) {
 		for (uint32_t i = 0; i < n_parts; i++)
 			audit_unreserve(c->agent->audit, hint);
-		free(parts);
-		goto oom;
+		return oom_close(c);
 	}
-	e->parts = parts;
+	e->cls = d->cls;
+	d->cls = NULL;
+	e->cur = next_running(e->cls, 0);
 	e->n_parts = n_parts;
 	e->reserved = n_parts;
 	e->hint = hint;
+	e->rule = *rule;
+	*rule = NULL;
 	e->ts_us = now_us();
 	e->t0 = mono_us();
-	/* DEALLOCATE / DISCARD drop server-side prepared statements. */
-	if (strncasecmp(sql, "deallocate", 10) == 0 || strncasecmp(sql, "discard all", 11) == 0)
-		map_clear(&c->stmts, true);
 	return PG_FORWARD;
-oom:
-	pg_fatal_client(c, "53200", "sluice: out of memory");
-	return PG_CLOSE;
+}
+
+static enum pg_action on_query(struct pgconn *c, const uint8_t *body, size_t n)
+{
+	const char *sql = (const char *)body;
+	struct guard_decision d = { 0 };
+	struct guard_refusal ref;
+	char msg[640], *rule = NULL;
+	enum pg_action act;
+	size_t len;
+	int r;
+
+	if (n == 0 || body[n - 1] != '\0' || memchr(body, '\0', n) != body + n - 1)
+		return violation(c, "a malformed Query message");
+	len = n - 1;
+	if (guard_decide_text(c, sql, len, &d) < 0)
+		return oom_close(c);
+	switch (d.kind) {
+	case VERDICT_BLOCK:
+		act = refuse_query(c, sql, len, &d, AUDIT_BLOCKED, d.v.rule,
+				   verdict_message(&d.v, msg, sizeof(msg)));
+		break;
+	case VERDICT_APPROVE:
+		r = guard_approval(c, sql, len, &d.v, &rule, &ref);
+		if (r < 0)
+			act = oom_close(c);
+		else if (r == GA_HOLD)
+			act = PG_HOLD;
+		else if (r == GA_REFUSED)
+			act = refuse_query(c, sql, len, &d, ref.decision, ref.rule, ref.msg);
+		else
+			act = forward_query(c, sql, len, &d, &rule);
+		break;
+	default:
+		if (!guard_allow_rule(c, &d.v, &rule)) {
+			act = oom_close(c);
+			break;
+		}
+		act = forward_query(c, sql, len, &d, &rule);
+		break;
+	}
+	free(rule);
+	guard_decision_clear(&d);
+	return act;
+}
+
+/* A message naming a statement or portal that was blocked: refused with
+ * the same words, the rest of the batch skipped. */
+static enum pg_action refuse_named(struct pgconn *c, const struct sqltext *s, bool record_it)
+{
+	char msg[640];
+
+	verdict_message(s->v, msg, sizeof(msg));
+	if (record_it)
+		record_decided(c, s->text, s->len, AUDIT_BLOCKED, s->v->rule, "42501", msg);
+	c->discard_until_sync = true;
+	return pg_refuse_local(c, "42501", msg, false) < 0 ? PG_CLOSE : PG_DROP;
+}
+
+static bool is_blocked(const struct name_ent *e)
+{
+	return e && e->sql && e->sql->decision == SQLT_BLOCKED && e->sql->v;
 }
 
 static enum pg_action on_parse(struct pgconn *c, const uint8_t *body, size_t n)
@@ -472,40 +454,60 @@ static enum pg_action on_parse(struct pgconn *c, const uint8_t *body, size_t n)
 	size_t off = 0;
 	const char *name = pgw_get_cstr(body, n, &off);
 	const char *sql = name ? pgw_get_cstr(body, n, &off) : NULL;
-	struct sqltext *t;
+	struct guard_decision d = { 0 };
+	struct name_ent *old;
+	struct sqltext *t = NULL;
 	struct pend *e;
+	enum pg_action act = PG_FORWARD;
+	char msg[640];
 	bool fresh;
+	int r;
 
 	if (!sql || off + 2 > n)
 		return violation(c, "a malformed Parse message");
-	fresh = name[0] != '\0' && !map_find(&c->stmts, name);
-	if (fresh && c->stmts.n >= c->agent->pol->p->agent.max_prepared_statements) {
+	old = map_find(&c->stmts, name);
+	/* A name we only hold as a blocked mark is unknown to the server. */
+	fresh = name[0] != '\0' && (!old || !old->server);
+	if (fresh && !old && c->stmts.n >= c->agent->pol->p->agent.max_prepared_statements) {
 		c->discard_until_sync = true;
 		return pg_refuse_local(c, "54000",
 				       "sluice: too many prepared statements on this connection (max_prepared_statements); close some first",
 				       false) < 0 ? PG_CLOSE : PG_DROP;
 	}
-	t = sqltext_new(sql, strlen(sql));
-	e = t ? fifo_push(c, PEND_PARSE) : NULL;
-	if (!e)
+	if (guard_decide_text(c, sql, strlen(sql), &d) < 0 || !(t = sqltext_new(sql, strlen(sql))))
 		goto oom;
-	e->sql = t;
+	if (d.kind == VERDICT_BLOCK) {
+		/* Never sent: later messages naming it get the same refusal. */
+		verdict_message(&d.v, msg, sizeof(msg));
+		record_decided(c, t->text, t->len, AUDIT_BLOCKED, d.v.rule, "42501", msg);
+		if (sqltext_decide(c, t, SQLT_BLOCKED, &d.v) < 0 ||
+		    ((name[0] == '\0' || fresh) && map_set(&c->stmts, name, t, false) < 0))
+			goto oom;
+		c->discard_until_sync = true;
+		act = pg_refuse_local(c, "42501", msg, false) < 0 ? PG_CLOSE : PG_DROP;
+		goto out;
+	}
+	r = sqltext_decide(c, t, d.kind == VERDICT_APPROVE ? SQLT_APPROVE : SQLT_ALLOWED, &d.v);
+	if (r < 0 || !(e = fifo_push(c, PEND_PARSE)))
+		goto oom;
+	e->sql = sqltext_ref(t);
 	e->ts_us = now_us();
 	e->t0 = mono_us();
 	/* The server replaces the unnamed statement and refuses to redefine a
 	 * named one; mirror that so Bind finds the right text. */
 	if (name[0] == '\0' || fresh) {
-		if (map_set(&c->stmts, name, t) < 0)
+		if (map_set(&c->stmts, name, t, true) < 0)
 			goto oom;
 		if (fresh && !(e->name = strdup(name)))
 			goto oom;
 	}
-	return PG_FORWARD;
+out:
+	sqltext_unref(t);
+	guard_decision_clear(&d);
+	return act;
 oom:
-	if (t && !e)
-		sqltext_unref(t);
-	pg_fatal_client(c, "53200", "sluice: out of memory");
-	return PG_CLOSE;
+	act = oom_close(c);
+	goto out;
 }
 
 static enum pg_action on_bind(struct pgconn *c, const uint8_t *body, size_t n)
@@ -513,15 +515,37 @@ static enum pg_action on_bind(struct pgconn *c, const uint8_t *body, size_t n)
 	size_t off = 0;
 	const char *portal = pgw_get_cstr(body, n, &off);
 	const char *stmt = portal ? pgw_get_cstr(body, n, &off) : NULL;
-	struct name_ent *s;
+	struct name_ent *s, *p;
 
 	if (!stmt)
 		return violation(c, "a malformed Bind message");
 	s = map_find(&c->stmts, stmt);
-	if (map_set(&c->portals, portal, s ? s->sql : NULL) < 0 || !fifo_push(c, PEND_BIND)) {
-		pg_fatal_client(c, "53200", "sluice: out of memory");
-		return PG_CLOSE;
+	if (is_blocked(s)) {
+		/* The portal is marked too, so its Execute in a later batch is
+		 * refused in the same words (unless it names a live portal). */
+		p = map_find(&c->portals, portal);
+		if ((!p || !p->server) && map_set(&c->portals, portal, s->sql, false) < 0)
+			return oom_close(c);
+		return refuse_named(c, s->sql, true);
 	}
+	if (map_set(&c->portals, portal, s ? s->sql : NULL, true) < 0 || !fifo_push(c, PEND_BIND))
+		return oom_close(c);
+	return PG_FORWARD;
+}
+
+static enum pg_action on_describe(struct pgconn *c, const uint8_t *body, size_t n)
+{
+	size_t off = 1;
+	const char *name = n > 1 ? pgw_get_cstr(body, n, &off) : NULL;
+	struct name_ent *e;
+
+	if (!name || off != n || (body[0] != 'S' && body[0] != 'P'))
+		return violation(c, "a malformed Describe message");
+	e = map_find(body[0] == 'S' ? &c->stmts : &c->portals, name);
+	if (is_blocked(e))
+		return refuse_named(c, e->sql, false);
+	if (!fifo_push(c, PEND_DESCRIBE))
+		return oom_close(c);
 	return PG_FORWARD;
 }
 
@@ -529,28 +553,41 @@ static enum pg_action on_execute(struct pgconn *c, const uint8_t *body, size_t n
 {
 	size_t off = 0;
 	const char *portal = pgw_get_cstr(body, n, &off);
+	struct guard_refusal ref;
 	struct name_ent *p;
 	struct pend *e;
+	char *rule = NULL;
 	size_t hint;
+	int r = GA_RUN;
 
 	if (!portal || off + 4 != n)
 		return violation(c, "a malformed Execute message");
 	p = map_find(&c->portals, portal);
+	if (is_blocked(p))
+		return refuse_named(c, p->sql, true);
 	hint = AUDIT_ROW_OVERHEAD + (p && p->sql ? p->sql->len : 0);
 	if (audit_reserve(c->agent->audit, hint) < 0) {
 		c->discard_until_sync = true;
 		return pg_refuse_local(c, "58000", audit_down_message(c), false) < 0 ? PG_CLOSE : PG_DROP;
 	}
-	e = fifo_push(c, PEND_EXECUTE);
-	if (!e) {
+	/* Decided at Parse; each execution needs its own approval. */
+	if (p && p->sql && p->sql->decision == SQLT_APPROVE && p->sql->v)
+		r = guard_approval(c, p->sql->text, p->sql->len, p->sql->v, &rule, &ref);
+	if (r != GA_RUN || !(e = fifo_push(c, PEND_EXECUTE))) {
 		audit_unreserve(c->agent->audit, hint);
-		pg_fatal_client(c, "53200", "sluice: out of memory");
-		return PG_CLOSE;
+		free(rule);
+		if (r == GA_HOLD)
+			return PG_HOLD;
+		if (r != GA_REFUSED)
+			return oom_close(c);
+		record_decided(c, p->sql->text, p->sql->len, ref.decision, ref.rule, "42501", ref.msg);
+		c->discard_until_sync = true;
+		return pg_refuse_local(c, "42501", ref.msg, false) < 0 ? PG_CLOSE : PG_DROP;
 	}
-	p = map_find(&c->portals, portal);
 	e->sql = sqltext_ref(p ? p->sql : NULL);
 	e->reserved = 1;
 	e->hint = hint;
+	e->rule = rule; /* an approval's: "approval ID by USER" */
 	e->ts_us = now_us();
 	e->t0 = mono_us();
 	return PG_FORWARD;
@@ -564,15 +601,13 @@ static enum pg_action on_close_msg(struct pgconn *c, const uint8_t *body, size_t
 	if (!name || off != n || (body[0] != 'S' && body[0] != 'P'))
 		return violation(c, "a malformed Close message");
 	map_del(body[0] == 'S' ? &c->stmts : &c->portals, name);
-	if (!fifo_push(c, PEND_CLOSE)) {
-		pg_fatal_client(c, "53200", "sluice: out of memory");
-		return PG_CLOSE;
-	}
+	if (!fifo_push(c, PEND_CLOSE))
+		return oom_close(c);
 	return PG_FORWARD;
 }
 
-enum pg_action pg_track_client(struct pgconn *c, char type, const uint8_t *body, size_t n,
-			       size_t total)
+static enum pg_action track_client(struct pgconn *c, char type, const uint8_t *body, size_t n,
+				   size_t total)
 {
 	if (c->discard_until_sync) {
 		/* After a refusal in an extended-protocol batch, the rest of the
@@ -598,11 +633,10 @@ enum pg_action pg_track_client(struct pgconn *c, char type, const uint8_t *body,
 	case 'C':
 		return on_close_msg(c, body, n);
 	case 'D':
+		return on_describe(c, body, n);
 	case 'S':
-		if (!fifo_push(c, type == 'S' ? PEND_SYNC : PEND_DESCRIBE)) {
-			pg_fatal_client(c, "53200", "sluice: out of memory");
-			return PG_CLOSE;
-		}
+		if (!fifo_push(c, PEND_SYNC))
+			return oom_close(c);
 		return PG_FORWARD;
 	case 'H': /* Flush */
 	case 'c': /* CopyDone */
@@ -629,6 +663,16 @@ enum pg_action pg_track_client(struct pgconn *c, char type, const uint8_t *body,
 		return violation(c, what);
 	}
 	}
+}
+
+enum pg_action pg_track_client(struct pgconn *c, char type, const uint8_t *body, size_t n,
+			       size_t total)
+{
+	enum pg_action act = track_client(c, type, body, n, total);
+
+	/* A held statement's outcome applies to its own re-examination only. */
+	c->hold_done = false;
+	return act;
 }
 
 enum pg_action pg_track_oversized(struct pgconn *c, char type, size_t total, uint32_t max)
@@ -667,12 +711,6 @@ static enum pg_action server_violation(struct pgconn *c, char type)
 	return PG_CLOSE;
 }
 
-static enum pg_action oom_close(struct pgconn *c)
-{
-	pg_fatal_client(c, "53200", "sluice: out of memory");
-	return PG_CLOSE;
-}
-
 static enum pg_action on_server_error(struct pgconn *c, const uint8_t *body, size_t n)
 {
 	struct pg_error_fields f;
@@ -686,14 +724,14 @@ static enum pg_action on_server_error(struct pgconn *c, const uint8_t *body, siz
 	snprintf(msg, sizeof(msg), "%s", f.message ? f.message : "");
 	switch (e->kind) {
 	case PEND_QUERY:
-		complete_current(c, e, &(struct outcome){ .decision = AUDIT_ALLOWED,
+		complete_current(c, e, &(struct outcome){
 			.sqlstate = f.sqlstate, .error = msg, .rows = -1, .executed = true });
 		/* The rest of the string does not run; ReadyForQuery follows. */
 		return PG_FORWARD;
 	case PEND_SYNC:
 		return PG_FORWARD; /* the implicit COMMIT failed */
 	default: {
-		struct outcome failed = { .decision = AUDIT_ALLOWED, .sqlstate = f.sqlstate,
+		struct outcome failed = { .sqlstate = f.sqlstate,
 					  .error = msg, .rows = -1, .executed = true };
 		struct pend *target = e->kind == PEND_EXECUTE ? e : NULL;
 
@@ -737,7 +775,7 @@ static enum pg_action complete_with_tag(struct pgconn *c, struct pend *e, const 
 	taglen = MIN(taglen, sizeof(t) - 1);
 	memcpy(t, tag, taglen);
 	t[taglen] = '\0';
-	complete_current(c, e, &(struct outcome){ .decision = AUDIT_ALLOWED, .tag = t,
+	complete_current(c, e, &(struct outcome){ .tag = t,
 		/* The tag's count; else the rows seen (SHOW, EXPLAIN); else none (DDL). */
 		.rows = rows >= 0 ? rows : e->rows > 0 ? e->rows : -1, .executed = true });
 	if (e->kind == PEND_EXECUTE)
@@ -847,6 +885,7 @@ void pg_track_finish(struct pgconn *c, const char *why)
 		complete_rest(c, fifo_head(c), msg);
 		fifo_pop(c);
 	}
+	guard_hold_cancel(c);
 	map_clear(&c->stmts, false);
 	map_clear(&c->portals, false);
 	c->discard_until_sync = false;

@@ -99,11 +99,15 @@ void pg_upstream_close(struct pgconn *c)
 
 static int send_startup(struct pgconn *c)
 {
-	const char *keys[64], *vals[64];
+	/* The client's parameters (at most 64) and ours. */
+	const char *keys[80], *vals[80];
 	struct buf m = BUF_INIT(PG_STARTUP_MAX);
 	size_t off = 0, n = 0;
 	int r;
 
+	/* Never cut short: the pinned settings are among them. */
+	if (c->n_params > ARRAY_SIZE(keys))
+		return -E2BIG;
 	while (off < c->params.len && n < ARRAY_SIZE(keys)) {
 		keys[n] = (const char *)c->params.data + off;
 		off += strlen(keys[n]) + 1;
