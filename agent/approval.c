@@ -21,6 +21,9 @@
  * before their hour is up. */
 #define KEEP_MAX 4096
 #define KEEP_SQL_MAX ((size_t)16 << 20)
+/* Statements of one grant waiting at once: one busy client does not use
+ * up APPROVALS_MAX_PENDING for everyone. */
+#define PENDING_PER_GRANT_MAX 64
 #define NOTE_MAX 1024
 #define WEBHOOK_SQL_MAX (64 * 1024)       /* statement text in a webhook notice */
 
@@ -368,6 +371,19 @@ static void use(struct agent *a, struct approval *ap)
 	keep(ap);
 }
 
+static unsigned pending_of_grant(struct approvals *as, const char *grant_id)
+{
+	struct list_node *n, *t;
+	unsigned count = 0;
+
+	list_for_each_safe(n, t, &as->list) {
+		struct approval *ap = container_of(n, struct approval, node);
+		if (ap->state == APPR_PENDING && strcmp(ap->grant_id, grant_id) == 0)
+			count++;
+	}
+	return count;
+}
+
 int approval_for_statement(struct agent *a, struct grant *g, const char *sql, size_t len,
 			   const struct verdict *v, struct approval **out, struct agent_err *err)
 {
@@ -401,6 +417,12 @@ int approval_for_statement(struct agent *a, struct grant *g, const char *sql, si
 			*out = ap;
 			return APPROVAL_PENDING;
 		}
+	}
+	if (pending_of_grant(as, g->id) >= PENDING_PER_GRANT_MAX) {
+		agent_err_set(err, "LimitExceeded",
+			      "grant %s already has %d statements waiting for approval; ask an approver to decide some",
+			      g->id, PENDING_PER_GRANT_MAX);
+		return -EAGAIN;
 	}
 	r = approval_new(a, APPROVAL_KIND_STATEMENT, g, v->what[0] ? v->what : "approval required",
 			 v->rule, sql, len, out, err);
