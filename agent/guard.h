@@ -135,7 +135,7 @@ enum guard_approval {
 struct guard_refusal {
 	const char *decision;      /* AUDIT_* */
 	char rule[320];
-	char msg[640];
+	char msg[720];             /* the verdict's message (< 400) and what became of the approval (< 300) */
 };
 /* Statement sql[0..len) needs approval (verdict v). Returns an enum
  * guard_approval, or -ENOMEM. GA_RUN: *rule_owned is "approval ID by USER".
