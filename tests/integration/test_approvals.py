@@ -323,6 +323,27 @@ def test_grant_request_prints_the_pending_grant_and_waits_with_wait(grant_agent)
     assert re.search(rf"sluicectl: grant [0-9a-f]+ was denied by {SERVICE_B}\n", r.stderr), r
 
 
+def test_a_signal_withdraws_grant_request_wait(grant_agent):
+    a = grant_agent
+    full = [str(a.ctl_binary), "grant", "request", CONNECTION_NAME, "--wait"]
+    p = subprocess.Popen(sf.as_user_cmd(SERVICE_A, full), env=sf.clean_env(a.env()),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd="/", preexec_fn=_default_signals)
+    try:
+        ap = wait_approval(a)
+        os.kill(sluicectl_pid(p), signal.SIGINT)
+        res = finish(p)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert (res.rc, res.stdout) == (128 + signal.SIGINT, ""), res
+    assert (f"sluicectl: stopped by SIGINT while grant {ap['grant']} waited for approval: "
+            "withdrawing it\n") in res.stderr, res
+    assert grants_of(a) == []
+    [done] = [x for x in approvals(a, "--all") if x["id"] == ap["id"]]
+    assert done["state"] == "withdrawn", done
+
+
 def test_nobody_approves_their_own_request(agent_factory):
     """sluicet-a is an approver too, and still cannot say yes to itself."""
     a = agent_factory(access={"approval": "grant", "allow": f"{SERVICE_A} {SERVICE_B}"},
