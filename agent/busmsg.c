@@ -108,7 +108,7 @@ bool append_grant(DBusMessageIter *it, const struct grant *g)
 	       dict_str(&d, "state", grant_state_name(g)) &&
 	       dict_str(&d, "end_reason", g->end_reason) &&
 	       dict_str(&d, "approval", g->approval) &&
-	       dict_str(&d, "mode", g->access->mode == ACCESS_READ ? "read" : "write") &&
+	       dict_str(&d, "mode", access_mode_name(g->access->mode)) &&
 	       dict_str(&d, "user", g->user) &&
 	       dict_u32(&d, "uid", g->uid) &&
 	       dict_str(&d, "connection", g->conn->name) &&
