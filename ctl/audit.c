@@ -238,8 +238,9 @@ static int audit_list(struct ctl *ctl, int argc, char **argv)
 		return ctl_usage_error("an empty value was given to --user, --grant, --decision or --database");
 	/* A misspelt decision would read as "nothing was blocked". */
 	if (decision && strcmp(decision, "allowed") != 0 && strcmp(decision, "blocked") != 0 &&
-	    strcmp(decision, "refused") != 0)
-		return ctl_usage_error("--decision '%s' is not one of: allowed blocked refused", decision);
+	    strcmp(decision, "approval") != 0 && strcmp(decision, "refused") != 0)
+		return ctl_usage_error("--decision '%s' is not one of: allowed blocked approval refused",
+				       decision);
 	f.user = user;
 	f.grant_id = grant;
 	f.decision = decision;
