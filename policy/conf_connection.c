@@ -218,7 +218,7 @@ static void schemas(struct loader *L, const struct ini_entry *e, struct pol_acce
 	}
 out:
 	str_list_release(&out);
-	list_free(items, n);
+	list_items_free(items, n);
 }
 
 void conf_access(struct loader *L, const struct ini_section *s, struct pol_access *a)

@@ -55,7 +55,7 @@ static void algorithms(struct loader *L, const struct ini_entry *e, struct str_l
 		}
 	}
 	if (!ok) {
-		list_free(items, n);
+		list_items_free(items, n);
 		return;
 	}
 	str_list_release(dst);

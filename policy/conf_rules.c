@@ -58,7 +58,7 @@ static bool classes(struct loader *L, const struct ini_entry *e, uint32_t *dst)
 			bits |= 1u << c;
 		}
 	}
-	list_free(items, n);
+	list_items_free(items, n);
 	if (ok)
 		*dst = bits;
 	return ok;
@@ -161,7 +161,7 @@ static int add_default_functions(struct str_list *out)
 		if (r == 0)
 			names[i] = NULL;
 	}
-	list_free(names, n);
+	list_items_free(names, n);
 	return r;
 }
 
@@ -212,7 +212,7 @@ static bool functions(struct loader *L, const struct ini_entry *e, struct pol_gu
 		if (r < 0)
 			free(name);
 	}
-	list_free(items, n);
+	list_items_free(items, n);
 	if (r < 0) {
 		L->oom = true;
 		ok = false;
@@ -324,7 +324,7 @@ static void detect(struct loader *L, const struct ini_entry *e, struct pol_mask 
 			bits |= (uint32_t)d;
 		}
 	}
-	list_free(items, n);
+	list_items_free(items, n);
 	if (ok)
 		m->detect = bits;
 }

@@ -229,7 +229,7 @@ bool ld_list(struct loader *L, const struct ini_entry *e, bool allow_empty, char
 		return false;
 	if (*n == 0 && !allow_empty) {
 		ld_err(L, e->line, "empty %s in %s; expected at least one item", e->key, L->label);
-		list_free(*items, *n);
+		list_items_free(*items, *n);
 		return false;
 	}
 	return true;
@@ -247,7 +247,7 @@ bool ld_principals(struct loader *L, const struct ini_entry *e, bool allow_empty
 	out.v = calloc(n ? n : 1, sizeof(*out.v));
 	if (!out.v) {
 		L->oom = true;
-		list_free(items, n);
+		list_items_free(items, n);
 		return false;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -274,7 +274,7 @@ bool ld_principals(struct loader *L, const struct ini_entry *e, bool allow_empty
 		}
 		out.n++;
 	}
-	list_free(items, n);
+	list_items_free(items, n);
 	if (!ok) {
 		principal_list_release(&out);
 		return false;
@@ -288,7 +288,7 @@ void str_list_release(struct str_list *l)
 {
 	if (!l)
 		return;
-	list_free(l->v, l->n);
+	list_items_free(l->v, l->n);
 	l->v = NULL;
 	l->n = 0;
 }

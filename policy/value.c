@@ -10,7 +10,7 @@ static bool is_ws(char c) { return c == ' ' || c == '\t'; }
 static bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-void list_free(char **items, size_t n)
+void list_items_free(char **items, size_t n)
 {
 	for (size_t i = 0; items && i < n; i++)
 		free(items[i]);
@@ -61,7 +61,7 @@ int list_split(const char *v, size_t max, char ***items, size_t *n)
 	*n = cnt;
 	return 0;
 fail:
-	list_free(out, cnt);
+	list_items_free(out, cnt);
 	return r;
 }
 

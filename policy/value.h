@@ -17,7 +17,9 @@
  * for the identifier folder). Returns 0, -EINVAL (unterminated quote),
  * -E2BIG (more than max items), -ENOMEM. */
 int list_split(const char *v, size_t max, char ***items, size_t *n) WUR;
-void list_free(char **items, size_t n);
+/* (Not list_free: libpg_query exports one, and ours would take its place
+ * inside the parser.) */
+void list_items_free(char **items, size_t n);
 
 /* Absolute path, no "." or ".." component, at most VALUE_MAX_PATH bytes. */
 bool val_abs_path(const char *v);

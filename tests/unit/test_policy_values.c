@@ -97,17 +97,17 @@ static void lists(void **state)
 	assert_string_equal(items[0], "a");
 	assert_string_equal(items[1], "b");
 	assert_string_equal(items[2], "c");
-	list_free(items, n);
+	list_items_free(items, n);
 
 	assert_int_equal(list_split("", 10, &items, &n), 0);
 	assert_int_equal(n, 0);
-	list_free(items, n);
+	list_items_free(items, n);
 
 	/* Quotes keep blanks together (and stay, for the identifier folder). */
 	assert_int_equal(list_split("ops \"My Schema\" x", 10, &items, &n), 0);
 	assert_int_equal(n, 3);
 	assert_string_equal(items[1], "\"My Schema\"");
-	list_free(items, n);
+	list_items_free(items, n);
 
 	items = NULL;
 	assert_int_equal(list_split("a \"b c", 10, &items, &n), -EINVAL);
@@ -120,7 +120,7 @@ static void lists(void **state)
 	big[2 * LIST_MAX_ITEMS] = '\0';
 	assert_int_equal(list_split(big, LIST_MAX_ITEMS, &items, &n), 0);
 	assert_int_equal(n, LIST_MAX_ITEMS);
-	list_free(items, n);
+	list_items_free(items, n);
 	strcat(big, "y");
 	assert_int_equal(list_split(big, LIST_MAX_ITEMS, &items, &n), -E2BIG);
 }
