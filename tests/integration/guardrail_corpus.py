@@ -137,6 +137,9 @@ CORPUS: list[Row] = [
     _r("comment on table ops.gr_t is 'x'", "ddl", "COMMENT"),
     _r("create view ops.gr_v as select 1 as a", "ddl", "CREATE VIEW"),
     _r("alter table ops.gr_t rename to gr_renamed", "ddl", "RENAME"),
+    _r('create table ops.gr_c (c text collate "C" not null)', "ddl",
+       "a column COLLATE clause: the parser frees a list here, which once reached a list_free "
+       "of sluice's own and crashed the agent"),
 
     # --- copy -----------------------------------------------------------------------------------
     _r("copy ops.gr_t to stdout", "allow", "COPY to the client", copy="out"),

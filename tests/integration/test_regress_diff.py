@@ -26,7 +26,7 @@ import pytest
 
 import regress_support as rs
 from conftest import AgentFactory
-from sluice_fixtures import AGENT_USER, PG_USER, SERVICE_A, write_file
+from sluice_fixtures import AGENT_USER, CONNECTION_NAME, PG_USER, SERVICE_A, write_file
 
 pytestmark = pytest.mark.skipif(not rs.CORPUS.is_dir(), reason=f"no regression corpus at {rs.CORPUS}")
 
@@ -52,7 +52,8 @@ def regress(request, sandbox, accounts, bus, installed):
         factory = AgentFactory(request, sandbox, accounts, bus, installed)
         agent = factory(connection={"host": proxied.pg.host, "port": str(proxied.pg.port),
                                     "dbname": rs.DBNAME, "user": proxied.pg.broker_user,
-                                    "password_file": str(pwfile), "sslmode": "disable"})
+                                    "password_file": str(pwfile), "sslmode": "disable"},
+                        sections=[(f"guardrail {CONNECTION_NAME}", rs.ALLOW_ALL_GUARDRAIL)])
         grant = agent.request_grant(SERVICE_A, ttl="1h", reason="regression differential")
         outdir = sandbox / "regress-diff"
         outdir.mkdir(exist_ok=True)
@@ -127,10 +128,30 @@ def test_regress_lo_meta_commands_refused(regress, accounts, sandbox):
     assert "lo_unlink \n-----------\n         1\n" in r.output, r.output
 
 
+def test_regress_pinned_settings_refused(regress):
+    """What regress_support takes out of guc, plpgsql, regex and strings
+    (and only that): each statement is refused through the grant with the
+    pin's message, and the session goes on."""
+    removed = []
+    for name, count in rs.PINNED_SCRIPTS.items():
+        raw = (rs.CORPUS / name).read_bytes()
+        found = [m.group(0).decode().strip() for m in rs._PINNED.finditer(raw)]
+        assert len(found) == count, (name, found)
+        assert len(rs.script_sql(name)) == len(raw) - sum(len(m.group(0)) for m in rs._PINNED.finditer(raw))
+        removed += found
+    regress.proxied.reset()
+    sql = "".join(f"{s}\nSELECT 'after' AS x;\n" for s in removed).encode()
+    r = rs.run_psql(SERVICE_A, regress.proxied_env(), sql)
+    refusal = ("ERROR:  sluice: blocked: standard_conforming_strings is pinned on "
+               "(rule: built-in (sluice reads strings as the server does only with it on))")
+    assert r.output.count(refusal) == len(removed), r.output
+    assert r.output.count(" after\n") == len(removed), r.output
+
+
 def test_regress_audit_recorded_every_statement(regress):
     """After all the scripts: the audit chain verifies, and nothing was
     refused except the FunctionCall messages above (the policy allows
-    everything)."""
+    everything; the pinned settings are blocked, not refused)."""
     r = regress.agent.ctl("audit", "verify")
     assert r.rc == 0, r.stdout + r.stderr
     r = regress.agent.ctl("--json", "audit", "--grant", regress.grant["id"], "--decision", "refused")
