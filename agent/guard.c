@@ -171,6 +171,7 @@ struct sqltext *sqltext_new(const char *p, size_t n)
 	s->refs = 1;
 	s->len = (uint32_t)n;
 	s->decision = SQLT_ALLOWED;
+	s->redecide = false;
 	s->v = NULL;
 	memcpy(s->text, p, n);
 	s->text[n] = '\0';
@@ -462,6 +463,20 @@ int guard_sql_prepared(struct pgconn *c, const struct sql_stmt *st, const char *
 	if (r == 0)
 		r = map_set(&c->stmts, st->name, t, true);
 	sqltext_unref(t);
+	return r;
+}
+
+int guard_sql_prepared_text(struct pgconn *c, const struct sqltext *s)
+{
+	struct guard_class *k;
+	const struct sql_stmt *st;
+	int r = guard_classify(s->text, s->len, &k);
+
+	if (r < 0)
+		return r;
+	st = only_statement(&k->c);
+	r = st ? guard_sql_prepared(c, st, s->text) : 0;
+	guard_class_unref(k);
 	return r;
 }
 

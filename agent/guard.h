@@ -92,6 +92,8 @@ const char *guard_allow_rule(struct pgconn *c, const struct verdict *v, char **o
 /* A SQL-level PREPARE or DEALLOCATE/DISCARD ALL of statement st (within
  * text) completed: the connection's prepared names follow. */
 int guard_sql_prepared(struct pgconn *c, const struct sql_stmt *st, const char *text) WUR;
+/* The same for a prepared statement's text (an Execute of PREPARE ...). */
+int guard_sql_prepared_text(struct pgconn *c, const struct sqltext *s) WUR;
 
 /* --- Prepared statements and portals by name --------------------------------- */
 

@@ -64,6 +64,8 @@ struct sqltext {
 	unsigned refs;
 	uint32_t len;
 	uint8_t decision;        /* enum sqltext_decision */
+	bool redecide;           /* holds an EXECUTE: its body is whatever the name holds
+				    when it runs, so each Execute decides again */
 	struct verdict *v;       /* NULL for a plain allow under the connection's allow rule */
 	char text[];
 };
@@ -88,8 +90,10 @@ struct pend {
 	int64_t t0;              /* mono time the current statement began */
 	int64_t rows;            /* DataRows of the current statement */
 	char *name;              /* PARSE of a new named statement: forget it on error */
-	struct buf local;        /* LOCAL: bytes for the client */
+	struct buf local;        /* LOCAL, or subst: bytes for the client */
 	bool local_rfq;          /* LOCAL: then ReadyForQuery with the current status */
+	bool subst;              /* QUERY/PARSE sent in a refused message's place: the
+				    server's error is replaced by ours (local) */
 };
 
 /* Name -> sqltext, for prepared statements and portals. */
@@ -148,6 +152,7 @@ struct pgconn {
 	size_t fifo_head, fifo_n, fifo_cap;
 	struct name_map stmts, portals;
 	bool discard_until_sync;
+	struct buf subst;        /* PG_REPLACE: what goes upstream instead of the client's message */
 	/* Guardrails (guard.c). */
 	char allow_rule[320];    /* the rule allowed statements are recorded with */
 	bool allow_rule_set;     /* ...computed (it may be empty: nothing is allowed plainly) */
@@ -187,7 +192,9 @@ int pg_send_cancel(struct pgconn *c) WUR;
 
 /* pgtrack.c */
 /* A client message in READY state. Returns the action for its bytes. */
-enum pg_action { PG_FORWARD, PG_DROP, PG_STREAM, PG_CLOSE, PG_HOLD };
+/* PG_REPLACE: send c->subst upstream instead; PG_HOLD: leave the message
+ * unexamined (it waits for an approval). */
+enum pg_action { PG_FORWARD, PG_DROP, PG_STREAM, PG_CLOSE, PG_HOLD, PG_REPLACE };
 enum pg_action pg_track_client(struct pgconn *c, char type, const uint8_t *body, size_t n,
 			       size_t total);
 /* A server message in READY state (for DataRow/CopyData only the header). */

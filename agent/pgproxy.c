@@ -103,6 +103,7 @@ static void conn_free(struct pgconn *c)
 	buf_release(&c->params, 1);
 	buf_release(&c->hello, 0);
 	buf_release(&c->emit, 0);
+	buf_release(&c->subst, 0);
 	free(c->refuse_why);
 	free(c->app_name);
 	if (c->enc != (iconv_t)-1)
@@ -486,6 +487,13 @@ static int scan_client(struct pgconn *c)
 			break;
 		case PG_DROP:
 			pipe_cut(p, p->scan, total);
+			break;
+		case PG_REPLACE:
+			pipe_cut(p, p->scan, total);
+			r = pg_pipe_insert(p, c->subst.data, c->subst.len);
+			buf_release(&c->subst, 0);
+			if (r < 0)
+				return r;
 			break;
 		case PG_HOLD:
 		case PG_CLOSE:
@@ -948,6 +956,7 @@ static void pg_accept(struct grant *g, int fd, const struct ucred *peer, bool al
 	c->s2c.b.max = a->pol->p->agent.max_message_size + 64 + HIGH_WATER;
 	c->params.max = PG_STARTUP_MAX;
 	c->hello.max = 64 * 1024;
+	c->subst.max = 256;
 	if (why && !(c->refuse_why = strdup(why))) {
 		close(fd);
 		free(c);

@@ -196,6 +196,14 @@ static void complete_current(struct pgconn *c, struct pend *e, const struct outc
 			record(c, e, e->sql->text, e->sql->len, o);
 		else
 			record(c, e, "(a prepared statement sluice did not see prepared)", 51, o);
+		/* A PREPARE or DEALLOCATE sent through the extended protocol. */
+		if (e->kind == PEND_EXECUTE && e->sql && o->tag &&
+		    (strncmp(o->tag, "PREPARE", 7) == 0 || strncmp(o->tag, "DEALLOCATE", 10) == 0)) {
+			int r = guard_sql_prepared_text(c, e->sql);
+			if (r < 0)
+				log_warn("grant %s connection %llu: cannot track a prepared statement: %s",
+					 c->gc.grant->id, (unsigned long long)c->serial, strerror(-r));
+		}
 	}
 }
 
@@ -314,6 +322,43 @@ static enum pg_action oom_close(struct pgconn *c)
 	return PG_CLOSE;
 }
 
+/* Refuse a statement with the server's help: the client's message is
+ * replaced by one that must fail upstream (a syntax error, or "current
+ * transaction is aborted"), whose error is swapped for ours. So the server
+ * stays in step with what the client was told, as after any failed
+ * statement: an open transaction is aborted, the extended protocol skips to
+ * Sync there too, and ReadyForQuery carries the server's own status. */
+static enum pg_action refuse_upstream(struct pgconn *c, const char *msg, bool query)
+{
+	static const char bad[] = "sluice refused this statement";
+	struct pend *e = fifo_push(c, query ? PEND_QUERY : PEND_PARSE);
+	struct buf *b = &c->subst;
+	int r;
+
+	if (!e)
+		return oom_close(c);
+	e->subst = true;
+	e->local.max = 1024;
+	buf_clear(b);
+	r = pgw_error(&e->local, 'E', "ERROR", "42501", msg, NULL, NULL);
+	if (r == 0)
+		r = buf_put_u8(b, query ? 'Q' : 'P');
+	if (r == 0)
+		r = buf_put_u32(b, 0);
+	if (r == 0 && !query) /* a name that is never created: the Parse fails */
+		r = buf_put_cstr(b, bad);
+	if (r == 0)
+		r = buf_put_cstr(b, bad);
+	if (r == 0 && !query)
+		r = buf_put_u16(b, 0);
+	if (r < 0)
+		return oom_close(c);
+	buf_set_u32(b, 1, (uint32_t)b->len - 1);
+	if (!query)
+		c->discard_until_sync = true;
+	return PG_REPLACE;
+}
+
 /* Refuse a whole simple query: the deciding statement is recorded with the
  * decision, every other statement as not executed; the client gets the
  * error and ReadyForQuery, and the session goes on. */
@@ -340,7 +385,7 @@ static enum pg_action refuse_query(struct pgconn *c, const char *sql, size_t len
 				record_decided(c, sql + off, l, AUDIT_REFUSED, NULL, "42501", why);
 		}
 	}
-	return pg_refuse_local(c, "42501", msg, true) < 0 ? PG_CLOSE : PG_DROP;
+	return refuse_upstream(c, msg, true);
 }
 
 static enum pg_action forward_query(struct pgconn *c, const char *sql, size_t len,
@@ -440,8 +485,7 @@ static enum pg_action refuse_named(struct pgconn *c, const struct sqltext *s, bo
 	verdict_message(s->v, msg, sizeof(msg));
 	if (record_it)
 		record_decided(c, s->text, s->len, AUDIT_BLOCKED, s->v->rule, "42501", msg);
-	c->discard_until_sync = true;
-	return pg_refuse_local(c, "42501", msg, false) < 0 ? PG_CLOSE : PG_DROP;
+	return refuse_upstream(c, msg, false);
 }
 
 static bool is_blocked(const struct name_ent *e)
@@ -483,13 +527,15 @@ static enum pg_action on_parse(struct pgconn *c, const uint8_t *body, size_t n)
 		if (sqltext_decide(c, t, SQLT_BLOCKED, &d.v) < 0 ||
 		    ((name[0] == '\0' || fresh) && map_set(&c->stmts, name, t, false) < 0))
 			goto oom;
-		c->discard_until_sync = true;
-		act = pg_refuse_local(c, "42501", msg, false) < 0 ? PG_CLOSE : PG_DROP;
+		act = refuse_upstream(c, msg, false);
 		goto out;
 	}
 	r = sqltext_decide(c, t, d.kind == VERDICT_APPROVE ? SQLT_APPROVE : SQLT_ALLOWED, &d.v);
 	if (r < 0 || !(e = fifo_push(c, PEND_PARSE)))
 		goto oom;
+	for (size_t i = 0; i < d.cls->c.n; i++)
+		if (d.cls->c.v[i].flags & SQLF_EXECUTE)
+			t->redecide = true;
 	e->sql = sqltext_ref(t);
 	e->ts_us = now_us();
 	e->t0 = mono_us();
@@ -553,10 +599,14 @@ static enum pg_action on_execute(struct pgconn *c, const uint8_t *body, size_t n
 {
 	size_t off = 0;
 	const char *portal = pgw_get_cstr(body, n, &off);
+	struct guard_decision d = { 0 };
+	const struct verdict *ask = NULL;
 	struct guard_refusal ref;
+	struct sqltext *s;
 	struct name_ent *p;
 	struct pend *e;
-	char *rule = NULL;
+	enum pg_action act = PG_FORWARD;
+	char *rule = NULL, msg[640];
 	size_t hint;
 	int r = GA_RUN;
 
@@ -565,32 +615,58 @@ static enum pg_action on_execute(struct pgconn *c, const uint8_t *body, size_t n
 	p = map_find(&c->portals, portal);
 	if (is_blocked(p))
 		return refuse_named(c, p->sql, true);
-	hint = AUDIT_ROW_OVERHEAD + (p && p->sql ? p->sql->len : 0);
+	s = p ? p->sql : NULL;
+	hint = AUDIT_ROW_OVERHEAD + (s ? s->len : 0);
 	if (audit_reserve(c->agent->audit, hint) < 0) {
 		c->discard_until_sync = true;
 		return pg_refuse_local(c, "58000", audit_down_message(c), false) < 0 ? PG_CLOSE : PG_DROP;
 	}
-	/* Decided at Parse; each execution needs its own approval. */
-	if (p && p->sql && p->sql->decision == SQLT_APPROVE && p->sql->v)
-		r = guard_approval(c, p->sql->text, p->sql->len, p->sql->v, &rule, &ref);
-	if (r != GA_RUN || !(e = fifo_push(c, PEND_EXECUTE))) {
-		audit_unreserve(c->agent->audit, hint);
-		free(rule);
-		if (r == GA_HOLD)
-			return PG_HOLD;
-		if (r != GA_REFUSED)
-			return oom_close(c);
-		record_decided(c, p->sql->text, p->sql->len, ref.decision, ref.rule, "42501", ref.msg);
-		c->discard_until_sync = true;
-		return pg_refuse_local(c, "42501", ref.msg, false) < 0 ? PG_CLOSE : PG_DROP;
+	if (s && s->redecide) {
+		/* EXECUTE name: the body is what the name holds now. */
+		if (guard_decide_text(c, s->text, s->len, &d) < 0) {
+			act = oom_close(c);
+			goto unreserve;
+		}
+		if (d.kind == VERDICT_BLOCK) {
+			verdict_message(&d.v, msg, sizeof(msg));
+			record_decided(c, s->text, s->len, AUDIT_BLOCKED, d.v.rule, "42501", msg);
+			act = refuse_upstream(c, msg, false);
+			goto unreserve;
+		}
+		if (d.kind == VERDICT_APPROVE)
+			ask = &d.v;
+	} else if (s && s->decision == SQLT_APPROVE && s->v) {
+		ask = s->v; /* decided at Parse; each execution needs its own approval */
 	}
-	e->sql = sqltext_ref(p ? p->sql : NULL);
+	if (ask)
+		r = guard_approval(c, s->text, s->len, ask, &rule, &ref);
+	if (r == GA_HOLD) {
+		act = PG_HOLD;
+		goto unreserve;
+	}
+	if (r == GA_REFUSED) {
+		record_decided(c, s->text, s->len, ref.decision, ref.rule, "42501", ref.msg);
+		act = refuse_upstream(c, ref.msg, false);
+		goto unreserve;
+	}
+	if (r != GA_RUN || !(e = fifo_push(c, PEND_EXECUTE))) {
+		act = oom_close(c);
+		goto unreserve;
+	}
+	e->sql = sqltext_ref(s);
 	e->reserved = 1;
 	e->hint = hint;
 	e->rule = rule; /* an approval's: "approval ID by USER" */
+	rule = NULL;
 	e->ts_us = now_us();
 	e->t0 = mono_us();
-	return PG_FORWARD;
+	goto out;
+unreserve:
+	audit_unreserve(c->agent->audit, hint);
+out:
+	free(rule);
+	guard_decision_clear(&d);
+	return act;
 }
 
 static enum pg_action on_close_msg(struct pgconn *c, const uint8_t *body, size_t n)
@@ -721,6 +797,21 @@ static enum pg_action on_server_error(struct pgconn *c, const uint8_t *body, siz
 		return server_violation(c, 'E');
 	if (!e)
 		return PG_FORWARD; /* e.g. FATAL on an idle session: relayed, then EOF */
+	if (e->subst && f.severity && strcmp(f.severity, "ERROR") == 0) {
+		/* The failure we sent for a refused message: our words instead. */
+		if (buf_append(&c->emit, e->local.data, e->local.len) < 0)
+			return oom_close(c);
+		if (e->kind == PEND_PARSE) {
+			/* The server skips to Sync; so did we. */
+			fifo_pop(c);
+			while ((e = fifo_head(c)) && e->kind != PEND_SYNC && e->kind != PEND_QUERY) {
+				complete_rest(c, e, "not executed: an earlier message of the batch was refused");
+				fifo_pop(c);
+			}
+		}
+		/* (A query's entry stays for its ReadyForQuery.) */
+		return PG_DROP;
+	}
 	snprintf(msg, sizeof(msg), "%s", f.message ? f.message : "");
 	switch (e->kind) {
 	case PEND_QUERY:

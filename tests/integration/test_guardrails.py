@@ -316,6 +316,24 @@ def test_a_refused_statement_leaves_the_session_usable(guarded):
     assert r.stdout == f"still here|{n}\n", r
 
 
+def test_a_refused_statement_aborts_the_transaction_it_is_in(guarded):
+    """As any error would: the COMMIT that follows rolls back, and the
+    client is told the transaction failed (ReadyForQuery 'E')."""
+    script = ("begin;\n"
+              "insert into ops.gr_t values (777, 'in a failed transaction');\n"
+              "truncate ops.gr_t;\n"
+              "select 'unreachable';\n"
+              "commit;\n"
+              "select 'after', count(*) from ops.gr_t where id = 777;\n")
+    cmd = ["psql", "-X", "-A", "-t", "-v", "VERBOSITY=verbose", "-h", guarded.grant["socket_dir"],
+           "-d", SAMPLE_DB]
+    r = sf.run(cmd, user=SERVICE_A, env={"PGCONNECT_TIMEOUT": "10"}, input=script)
+    assert f"ERROR:  42501: {guarded.message('truncate')}" in r.stderr, r
+    assert "ERROR:  25P02: current transaction is aborted" in r.stderr, r
+    assert r.stdout.splitlines()[-2:] == ["ROLLBACK", "after|0"], r
+    assert guarded.pg.sql("SELECT count(*) FROM ops.gr_t WHERE id = 777") == [("0",)]
+
+
 def test_a_string_with_one_refused_statement_runs_none_of_it(guarded):
     before = guarded.pg.sql("SELECT count(*) FROM ops.gr_t WHERE id = 555")
     r = psql(guarded.grant, "insert into ops.gr_t values (555, 'never'); select 1; truncate ops.gr_t")
@@ -393,6 +411,8 @@ def test_a_portal_bound_from_a_refused_statement_is_refused(guarded, accounts):
         errors = [rw.error_fields(b) for t, b in msgs if t == "E"]
         assert [m[0] for m in msgs] == ["E", "Z"], msgs
         assert (errors[0]["C"], errors[0]["M"]) == ("42501", guarded.message("update-without-where"))
+        # as after any error, the transaction is aborted (upstream too)
+        assert msgs[-1] == ("Z", b"E"), msgs
         # the portal, in a batch of its own
         w.send(_bind(b"p1", b"s1") + rw.msg(b"S"))
         msgs = w.read_until("Z")
@@ -401,10 +421,11 @@ def test_a_portal_bound_from_a_refused_statement_is_refused(guarded, accounts):
         msgs = w.read_until("Z")
         assert [m[0] for m in msgs] == ["E", "Z"], msgs
         assert rw.error_fields(msgs[0][1])["M"] == guarded.message("update-without-where")
-        # and an allowed statement afterwards
-        w.send(rw.query("select 7; rollback"))
+        # and after the rollback, an allowed statement
+        w.send(rw.query("rollback; select 7"))
         msgs = w.read_until("Z")
-        assert [m[0] for m in msgs] == ["T", "D", "C", "C", "Z"], msgs
+        assert [m[0] for m in msgs] == ["C", "T", "D", "C", "Z"], msgs
+        assert msgs[-1] == ("Z", b"I"), msgs
     finally:
         w.close()
 
@@ -426,3 +447,17 @@ def test_execute_follows_what_was_prepared(guarded):
     r = sf.run(cmd, user=SERVICE_A, env={"PGCONNECT_TIMEOUT": "10"}, input=script)
     assert r.stdout == "1\n5\n", r
     assert r.stderr.count(f"ERROR:  42501: {guarded.message('opaque')}") == 2, r
+
+
+def test_execute_follows_prepare_sent_through_the_extended_protocol(guarded):
+    conn = connect(guarded.grant)
+    try:
+        conn.execute(b"prepare gr_xp as select 11", prepare=True)
+        assert conn.execute(b"execute gr_xp", prepare=True).fetchone() == (11,)
+        assert conn.execute(b"execute gr_xp").fetchone() == (11,)
+        conn.execute(b"deallocate gr_xp", prepare=True)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as e:
+            conn.execute(b"execute gr_xp")
+        assert e.value.diag.message_primary == guarded.message("opaque")
+    finally:
+        conn.close()
