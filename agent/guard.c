@@ -23,9 +23,15 @@
  * statement against the grant. Least recently used entries go first. */
 
 #define BUCKETS 8192 /* power of two, twice the entries */
+/* Texts seen once are remembered by hash only, and cached the second time:
+ * a stream of one-off texts (a client that puts its values in the text)
+ * neither pays for entries it never uses again nor pushes out the ones
+ * that are used. The hash decides nothing but whether to keep a copy. */
+#define SEEN 8192
 
 static struct {
 	struct guard_class *buckets[BUCKETS];
+	uint64_t seen[SEEN];
 	struct list_node lru;  /* head->next: least recently used */
 	size_t n, key_bytes;
 	uint64_t seed;
@@ -108,7 +114,7 @@ int guard_classify(const char *text, size_t len, struct guard_class **out)
 			return 0;
 		}
 	}
-	g = calloc(1, sizeof(*g) + (cacheable ? len + 1 : 1));
+	g = calloc(1, sizeof(*g) + (cacheable ? len + 1 : 1)); /* room for the key, in case */
 	if (!g)
 		return -ENOMEM;
 	list_init(&g->lru);
@@ -122,12 +128,19 @@ int guard_classify(const char *text, size_t len, struct guard_class **out)
 		free(g);
 		return r;
 	}
-	if (!cacheable) {
+	if (cacheable && cache.seen[h & (SEEN - 1)] != h) {
+		cache.seen[h & (SEEN - 1)] = h;
+		cacheable = false;
+		cache.st.misses++;
+	} else if (!cacheable) {
 		cache.st.uncacheable++;
+	}
+	if (!cacheable) {
 		g->len = 0;
 		*out = g;
 		return 0;
 	}
+	cache.seen[h & (SEEN - 1)] = 0;
 	cache.st.misses++;
 	memcpy(g->text, text, len);
 	g->hash = h;

@@ -117,6 +117,18 @@ void pg_close(struct pgconn *c, const char *why)
 
 	pg_track_finish(c, why);
 	pg_upstream_close(c);
+	if (log_debug_enabled()) {
+		struct guard_cache_stats st;
+
+		guard_cache_stats(&st);
+		log_debug("classification cache: %llu hits, %llu misses, %llu over %u bytes, %llu evicted; "
+			  "%zu entries, %zu bytes of text; %.1f us per classification",
+			  (unsigned long long)st.hits, (unsigned long long)st.misses,
+			  (unsigned long long)st.uncacheable, GUARD_CACHE_TEXT_MAX,
+			  (unsigned long long)st.evictions, st.entries, st.key_bytes,
+			  st.misses + st.uncacheable ?
+			  (double)st.classify_us / (double)(st.misses + st.uncacheable) : 0.0);
+	}
 	c->cw = loop_watch_del(c->cw);
 	if (c->cfd >= 0)
 		close(c->cfd);
