@@ -566,10 +566,17 @@ static enum pg_action on_bind(struct pgconn *c, const uint8_t *body, size_t n)
 	if (!stmt)
 		return violation(c, "a malformed Bind message");
 	s = map_find(&c->stmts, stmt);
+	p = map_find(&c->portals, portal);
+	/* Portals live until the transaction ends: as many as statements. */
+	if (!p && c->portals.n >= c->agent->pol->p->agent.max_prepared_statements) {
+		c->discard_until_sync = true;
+		return pg_refuse_local(c, "54000",
+				       "sluice: too many open portals on this connection (max_prepared_statements); close some or end the transaction",
+				       false) < 0 ? PG_CLOSE : PG_DROP;
+	}
 	if (is_blocked(s)) {
 		/* The portal is marked too, so its Execute in a later batch is
 		 * refused in the same words (unless it names a live portal). */
-		p = map_find(&c->portals, portal);
 		if ((!p || !p->server) && map_set(&c->portals, portal, s->sql, false) < 0)
 			return oom_close(c);
 		return refuse_named(c, s->sql, true);

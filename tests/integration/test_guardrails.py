@@ -146,6 +146,40 @@ def test_unparsed_blocks_by_default(agent_factory):
     assert (r.rc, r.stdout) == (0, f"{sf.SAMPLE_CUSTOMERS}\n"), r
 
 
+def test_prepared_names_and_portals_are_capped(agent_factory, accounts):
+    """max_prepared_statements bounds what the proxy remembers per
+    connection: protocol statements, SQL-level PREPAREs and open portals."""
+    a = agent_factory(agent={"max_prepared_statements": "3"})
+    g = a.request_grant(SERVICE_A)
+    conn = connect(g)
+    pq = conn.pgconn
+    try:
+        for i in range(3):
+            assert pq.prepare(f"s{i}".encode(), b"select 1").status == psycopg.pq.ExecStatus.COMMAND_OK
+        res = pq.prepare(b"s3", b"select 1")
+        assert res.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"54000", res.error_message
+        with pytest.raises(psycopg.errors.ProgramLimitExceeded):
+            conn.execute("prepare p4 as select 1")
+        conn.execute("deallocate s0")
+        conn.execute("prepare p4 as select 4")
+        assert conn.execute("execute p4").fetchone() == (4,)
+    finally:
+        conn.close()
+    # portals, inside a transaction where they stay open
+    w = rw.Wire.connect(g["socket_dir"], accounts[SERVICE_A])
+    try:
+        w.handshake({"user": SERVICE_A, "database": SAMPLE_DB})
+        w.send(rw.query("begin"))
+        w.read_until("Z")
+        w.send(rw.msg(b"P", b"\0select 1\0\0\0") + b"".join(_bind(f"p{i}".encode(), b"") for i in range(4)) +
+               rw.msg(b"S"))
+        msgs = w.read_until("Z")
+        assert [m[0] for m in msgs] == ["1", "2", "2", "2", "E", "Z"], msgs
+        assert rw.error_fields(msgs[4][1])["C"] == "54000"
+    finally:
+        w.close()
+
+
 @pytest.fixture(scope="module")
 def guarded(request, sandbox, accounts, bus, installed, pg):
     """One agent with a realistic [guardrail], a grant for SERVICE_A, and the
