@@ -20,6 +20,7 @@ agent_sluiced_SOURCES = \
 	agent/pgproxy.c \
 	agent/pgupstream.c \
 	agent/pgtrack.c \
+	agent/pgclient.c \
 	agent/guard.c agent/guard.h \
 	agent/pgenc.c agent/pgenc.h \
 	agent/pgauth.c agent/pgauth.h \

@@ -4,8 +4,10 @@
  *
  *   pgproxy.c     accept, client startup, relaying, grant end, cancel
  *   pgupstream.c  connect upstream: resolve, TCP/Unix, TLS, auth, hello
+ *   pgclient.c    client messages: each examined, decided (guard.c) and
+ *                 forwarded, refused or held
  *   pgtrack.c     which response belongs to which request: the pending
- *                 FIFO, statement records for the audit
+ *                 FIFO, statement records for the audit, server messages
  *   guard.c       what is decided about each statement before it is
  *                 forwarded: classification cache, verdicts, prepared
  *                 names with their decisions, approvals
@@ -190,7 +192,7 @@ ssize_t pg_up_write(struct pgconn *c, const void *p, size_t n) WUR;
 void pg_upstream_close(struct pgconn *c);
 int pg_send_cancel(struct pgconn *c) WUR;
 
-/* pgtrack.c */
+/* pgclient.c */
 /* A client message in READY state. Returns the action for its bytes. */
 /* PG_REPLACE: send c->subst upstream instead; PG_HOLD: leave the message
  * unexamined (it waits for an approval). */
@@ -200,12 +202,29 @@ enum pg_action pg_track_client(struct pgconn *c, char type, const uint8_t *body,
 /* A server message in READY state (for DataRow/CopyData only the header). */
 /* A client message over max_message_size: refused, its bytes dropped. */
 enum pg_action pg_track_oversized(struct pgconn *c, char type, size_t total, uint32_t max);
+/* The client's statement arrived after the grant ended: record it refused. */
+void pg_track_refused_after_end(struct pgconn *c, char type, const uint8_t *body, size_t n);
+
+/* pgtrack.c */
 enum pg_action pg_track_server(struct pgconn *c, char type, const uint8_t *body, size_t n);
 /* Refuse a statement with an error the client sees, in order. */
 int pg_refuse_local(struct pgconn *c, const char *sqlstate, const char *msg, bool rfq) WUR;
 /* Record what is still pending as not executed and free all tracking. */
 void pg_track_finish(struct pgconn *c, const char *why);
-/* The client's statement arrived after the grant ended: record it refused. */
 /* A ParameterStatus from the server (the client's encoding matters). */
 void pg_note_parameter(struct pgconn *c, const uint8_t *body, size_t n);
-void pg_track_refused_after_end(struct pgconn *c, char type, const uint8_t *body, size_t n);
+/* For pgclient.c: a new entry at the FIFO's tail (NULL: out of memory). */
+struct pend *pg_fifo_push(struct pgconn *c, enum pend_kind kind);
+/* Record a statement decided here and never sent upstream (best effort:
+ * when the audit cannot take it, the refusal itself protects). */
+void pg_record_decided(struct pgconn *c, const char *sql, size_t len, const char *decision,
+		       const char *rule, const char *sqlstate, const char *why);
+/* A classified statement as the audit shows it, within text[0..textlen). */
+void pg_stmt_bounds(const struct sql_stmt *st, size_t textlen, size_t *off, size_t *len,
+		    const char *text);
+/* The first statement of cls from i on that runs (cls->c.n when none). */
+uint32_t pg_next_running(const struct guard_class *cls, uint32_t i);
+/* FATAL "out of memory" to the client. */
+enum pg_action pg_oom_close(struct pgconn *c);
+/* An audit reservation's size: the row's fixed part plus its SQL. */
+#define PG_AUDIT_ROW_OVERHEAD 256
