@@ -158,6 +158,7 @@ CORPUS: list[Row] = [
     _r("DO LANGUAGE plpgsql 'begin null; end'", "opaque", "DO with a quoted body"),
     _r("call ops.gr_proc()", "opaque", "CALL"),
     _r("execute gr_never_prepared", "opaque", "EXECUTE of a name nobody prepared"),
+    _r("explain analyze execute gr_never_prepared", "opaque", "EXPLAIN ANALYZE runs the EXECUTE"),
     _r("select 1; do $$ begin perform 1; end $$", "opaque", "DO behind a read", multi=True),
 
     # --- prepared statements (SQL level) --------------------------------------------------------
