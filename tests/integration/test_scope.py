@@ -158,3 +158,28 @@ def test_read_mode(agent_factory, schemas):
     assert schemas.sql("SELECT count(*) FROM ops.sc_t") == [("1",)]
     # the server's side of it: every transaction starts read-only
     assert ok(g, "begin; show transaction_read_only; commit") == "on\n"
+
+
+# --- the pins ------------------------------------------------------------------------------------
+
+def test_the_pinned_settings_beat_the_role_and_the_client(agent_factory, schemas):
+    """Upstream starts with the pins as startup parameters, which win over
+    the broker role's own settings; the client cannot send its own (PGOPTIONS
+    is refused at startup)."""
+    b, db = schemas.broker_user, SAMPLE_DB
+    schemas.sql(f"ALTER ROLE {b} IN DATABASE {db} SET standard_conforming_strings = off; "
+                f"ALTER ROLE {b} IN DATABASE {db} SET search_path = other; "
+                f"ALTER ROLE {b} IN DATABASE {db} SET default_transaction_read_only = off")
+    try:
+        a = agent_factory(access={"schemas": "ops", "mode": "read"})
+        g = a.request_grant(SERVICE_A)
+        assert ok(g, "show standard_conforming_strings") == "on\n"
+        assert ok(g, "show search_path") == '"ops"\n'
+        assert ok(g, "show default_transaction_read_only") == "on\n"
+        assert ok(g, "select v from sc_t") == "ops\n"
+        assert ok(g, r"select 'a\b' = E'a\\b'") == "t\n"
+        r = sf.psql_as(SERVICE_A, g["socket_dir"], SAMPLE_DB, "select 1",
+                       env={"PGOPTIONS": "-c standard_conforming_strings=off"})
+        assert r.rc != 0 and 'startup parameter "options" is not allowed' in r.stderr, r
+    finally:
+        schemas.sql(f"ALTER ROLE {b} IN DATABASE {db} RESET ALL")
