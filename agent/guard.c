@@ -381,6 +381,11 @@ static const struct sql_stmt *execute_body(struct pgconn *c, const struct guard_
 	return body;
 }
 
+void guard_decide_unseen(struct pgconn *c, struct verdict *out)
+{
+	decide_statement(&c->gc.grant->scope, &opaque_stmt, NULL, out);
+}
+
 void guard_decision_clear(struct guard_decision *d)
 {
 	d->cls = guard_class_unref(d->cls);

@@ -83,6 +83,10 @@ struct guard_decision {
 /* Decide text[0..len) (NUL at text[len]) for connection c. 0, or -ENOMEM. */
 int guard_decide_text(struct pgconn *c, const char *text, size_t len, struct guard_decision *out) WUR;
 void guard_decision_clear(struct guard_decision *d);
+/* An Execute of a portal whose statement sluice never saw prepared (a
+ * cursor or statement made by server-side code, e.g. dynamic SQL in a DO
+ * block): it may do anything, so it is decided as opaque. */
+void guard_decide_unseen(struct pgconn *c, struct verdict *out);
 
 /* The rule text the audit shows for an allowed statement under verdict v:
  * the connection's allow rule (kept once per connection, no allocation) or,

@@ -371,6 +371,17 @@ static enum pg_action on_execute(struct pgconn *c, const uint8_t *body, size_t n
 			ask = &d.v;
 	} else if (s && s->decision == SQLT_APPROVE && s->v) {
 		ask = s->v; /* decided at Parse; each execution needs its own approval */
+	} else if (!s) {
+		/* Nothing to show an approver either: anything but allow refuses. */
+		static const char unseen[] = "(a portal or prepared statement sluice did not see prepared)";
+		guard_decide_unseen(c, &d.v);
+		if (d.v.kind != VERDICT_ALLOW) {
+			d.v.kind = VERDICT_BLOCK;
+			verdict_message(&d.v, msg, sizeof(msg));
+			pg_record_decided(c, unseen, sizeof(unseen) - 1, AUDIT_BLOCKED, d.v.rule, "42501", msg);
+			act = refuse_upstream(c, msg, false);
+			goto unreserve;
+		}
 	}
 	if (ask)
 		r = guard_approval(c, s->text, s->len, ask, &rule, &ref);

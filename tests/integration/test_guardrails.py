@@ -464,6 +464,35 @@ def test_a_portal_bound_from_a_refused_statement_is_refused(guarded, accounts):
         w.close()
 
 
+def test_execute_of_a_portal_sluice_never_saw_prepared_is_opaque(guarded, accounts):
+    """A cursor made by SQL (DECLARE) is a portal the proxy never saw bound:
+    Execute naming it through the protocol could run what server-side code
+    prepared, so it is decided as opaque (blocked here), while FETCH, which
+    names it in SQL, still works."""
+    w = rw.Wire.connect(guarded.grant["socket_dir"], accounts[SERVICE_A])
+    try:
+        w.handshake({"user": SERVICE_A, "database": SAMPLE_DB})
+        w.send(rw.query("begin; declare gr_cur cursor for select v from ops.gr_t"))
+        assert [m[0] for m in w.read_until("Z")] == ["C", "C", "Z"]
+        w.send(rw.msg(b"E", b"gr_cur\0" + struct.pack("!I", 0)) + rw.msg(b"S"))
+        msgs = w.read_until("Z")
+        assert [m[0] for m in msgs] == ["E", "Z"], msgs
+        err = rw.error_fields(msgs[0][1])
+        assert (err["C"], err["M"]) == ("42501", guarded.message("opaque")), err
+        w.send(rw.query("rollback; begin; declare gr_cur cursor for select v from ops.gr_t; "
+                        "fetch 1 from gr_cur; rollback"))
+        msgs = w.read_until("Z")
+        assert "D" in [m[0] for m in msgs], msgs
+        assert msgs[-1] == ("Z", b"I"), msgs
+    finally:
+        w.close()
+
+    def recorded() -> bool:
+        return any(r["sql"].startswith("(a portal or prepared statement sluice did not see")
+                   and r["decision"] == "blocked" for r in guarded.audit())
+    sf.wait_for(recorded, 10, "the unseen portal's audit row")
+
+
 # --- SQL-level prepared statements ------------------------------------------------------------
 
 def test_execute_follows_what_was_prepared(guarded):
