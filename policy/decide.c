@@ -207,8 +207,10 @@ static const char *base_name(const char *fn)
 
 /* One entry of a functions list: NAME, SCHEMA.NAME, or a prefix ending in
  * * that matches the name in any schema (dblink*: wherever the extension
- * was installed). A name of the built-in list matches where the built-in
- * list does, so "functions = default" is the default. */
+ * was installed). The proxy cannot see which function a name resolves to,
+ * so it errs towards matching: an unqualified call may resolve to a listed
+ * SCHEMA.NAME through search_path, and a listed NAME matches the name in
+ * any schema. */
 static bool function_matches(const char *entry, const char *fn)
 {
 	const char *e = skip_pg_catalog(entry), *f = skip_pg_catalog(fn);
@@ -218,7 +220,9 @@ static bool function_matches(const char *entry, const char *fn)
 		return strncmp(strchr(e, '.') ? f : base_name(f), e, el - 1) == 0;
 	if (strcmp(e, f) == 0)
 		return true;
-	return !strchr(e, '.') && strcmp(base_name(f), e) == 0 && sql_function_is_dangerous_default(fn);
+	if (!strchr(e, '.') || !strchr(f, '.'))
+		return strcmp(base_name(e), base_name(f)) == 0;
+	return false;
 }
 
 static bool function_listed(const struct pol_guardrail *g, const char *fn)
