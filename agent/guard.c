@@ -4,9 +4,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "agent/audit.h"
 #include "agent/guard.h"
@@ -391,7 +395,27 @@ void guard_decision_clear(struct guard_decision *d)
 	d->cls = guard_class_unref(d->cls);
 }
 
-int guard_decide_text(struct pgconn *c, const char *text, size_t len, struct guard_decision *out)
+static int classify_start(struct pgconn *c, const char *text, size_t len);
+
+/* The result the worker left for exactly this text, taken; NULL if none. */
+static struct guard_class *take_pre(struct pgconn *c, const char *text, size_t len)
+{
+	struct guard_class *g = NULL;
+
+	if (c->pre && c->pre_len == len && memcmp(c->pre_text, text, len) == 0) {
+		g = c->pre;
+		c->pre = NULL;
+	}
+	/* Any other text: the result is stale (not for this message). */
+	c->pre = guard_class_unref(c->pre);
+	free(c->pre_text);
+	c->pre_text = NULL;
+	c->pre_len = 0;
+	return g;
+}
+
+int guard_decide_text(struct pgconn *c, const char *text, size_t len, bool may_hold,
+		      struct guard_decision *out)
 {
 	const struct decide_scope *s = &c->gc.grant->scope;
 	const struct sql_class *k;
@@ -402,8 +426,10 @@ int guard_decide_text(struct pgconn *c, const char *text, size_t len, struct gua
 	memset(out, 0, offsetof(struct guard_decision, v));
 	out->kind = VERDICT_ALLOW;
 	out->at = SIZE_MAX;
-	r = guard_classify(text, len, &out->cls);
-	if (r < 0)
+	out->cls = take_pre(c, text, len);
+	if (!out->cls && may_hold && len >= GUARD_ASYNC_MIN && classify_start(c, text, len) == 0)
+		return -EINPROGRESS;
+	if (!out->cls && (r = guard_classify(text, len, &out->cls)) < 0)
 		return r;
 	k = &out->cls->c;
 	if (k->error) {
@@ -590,4 +616,225 @@ int guard_approval(struct pgconn *c, const char *sql, size_t len, const struct v
 		 ap->id, ap->id);
 	refusal(ref, AUDIT_APPROVAL, v, tail);
 	return GA_REFUSED;
+}
+
+/* --- Classification off the loop ----------------------------------------------- */
+
+struct guard_job {
+	struct guard_job *next;
+	struct pgconn *c;          /* NULL once the connection went (loop thread only) */
+	struct guard_class *result;
+	size_t len;
+	char text[];
+};
+
+static struct {
+	bool running;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct guard_job *todo, **todo_tail, *done;
+	unsigned queued;           /* todo + running + done, not yet collected */
+	bool stop;
+	int efd;
+	struct loop_watch *watch;
+} worker = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .efd = -1 };
+
+static void *worker_main(void *unused)
+{
+	(void)unused;
+	pthread_mutex_lock(&worker.mu);
+	for (;;) {
+		struct guard_job *j;
+		struct guard_class *g;
+		uint64_t one = 1;
+
+		while (!worker.stop && !worker.todo)
+			pthread_cond_wait(&worker.cv, &worker.mu);
+		if (worker.stop)
+			break;
+		j = worker.todo;
+		worker.todo = j->next;
+		if (!worker.todo)
+			worker.todo_tail = &worker.todo;
+		pthread_mutex_unlock(&worker.mu);
+		/* Uncached, like any text this long (guard_classify's rule). */
+		g = calloc(1, sizeof(*g) + 1);
+		if (g) {
+			list_init(&g->lru);
+			g->refs = 1;
+			if (sql_classify(j->text, &g->c) < 0)
+				g = guard_class_unref(g);
+		}
+		j->result = g; /* NULL: out of memory; the loop classifies in place */
+		pthread_mutex_lock(&worker.mu);
+		j->next = worker.done;
+		worker.done = j;
+		/* An eventfd write fails only on a full counter, which still wakes the loop. */
+		if (write(worker.efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_warn("guard: eventfd: %s", strerror(errno));
+	}
+	pthread_mutex_unlock(&worker.mu);
+	return NULL;
+}
+
+static void job_free(struct guard_job *j)
+{
+	guard_class_unref(j->result);
+	free(j);
+}
+
+/* The loop's side: hand each result to its connection and pump it. */
+static void on_jobs_done(struct loop_watch *w, uint32_t events, void *ud)
+{
+	struct guard_job *done;
+	uint64_t n;
+
+	(void)w, (void)events, (void)ud;
+	if (read(worker.efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("guard: eventfd: %s", strerror(errno));
+	pthread_mutex_lock(&worker.mu);
+	done = worker.done;
+	worker.done = NULL;
+	pthread_mutex_unlock(&worker.mu);
+	while (done) {
+		struct guard_job *j = done;
+		struct pgconn *c = j->c;
+
+		done = j->next;
+		worker.queued--;
+		if (!c) {
+			job_free(j);
+			continue;
+		}
+		c->job = NULL;
+		c->pre = guard_class_unref(c->pre);
+		free(c->pre_text);
+		c->pre_text = NULL;
+		if (j->result) {
+			/* The text moves to the connection; the job's copy is the key. */
+			c->pre_text = malloc(j->len);
+			if (c->pre_text) {
+				memcpy(c->pre_text, j->text, j->len);
+				c->pre_len = j->len;
+				c->pre = j->result;
+				j->result = NULL;
+			}
+		}
+		job_free(j);
+		/* The held message is examined again (and may close the connection). */
+		pg_pump(c, 0, 0);
+	}
+}
+
+static int classify_start(struct pgconn *c, const char *text, size_t len)
+{
+	struct guard_job *j;
+
+	if (!worker.running || c->job || worker.queued >= GUARD_ASYNC_QUEUE)
+		return -EAGAIN;
+	j = malloc(sizeof(*j) + len + 1);
+	if (!j)
+		return -ENOMEM;
+	j->next = NULL;
+	j->c = c;
+	j->result = NULL;
+	j->len = len;
+	memcpy(j->text, text, len);
+	j->text[len] = '\0';
+	pthread_mutex_lock(&worker.mu);
+	*worker.todo_tail = j;
+	worker.todo_tail = &j->next;
+	pthread_cond_signal(&worker.cv);
+	pthread_mutex_unlock(&worker.mu);
+	worker.queued++;
+	c->job = j;
+	return 0;
+}
+
+void guard_classify_cancel(struct pgconn *c)
+{
+	if (c->job) {
+		struct guard_job **pp;
+		bool unqueued = false;
+
+		pthread_mutex_lock(&worker.mu);
+		for (pp = &worker.todo; *pp; pp = &(*pp)->next) {
+			if (*pp == c->job) {
+				*pp = c->job->next;
+				if (!worker.todo)
+					worker.todo_tail = &worker.todo;
+				else if (worker.todo_tail == &c->job->next)
+					worker.todo_tail = pp;
+				unqueued = true;
+				break;
+			}
+		}
+		/* Running or done: the loop frees it when it collects it. */
+		c->job->c = NULL;
+		pthread_mutex_unlock(&worker.mu);
+		if (unqueued) {
+			worker.queued--;
+			job_free(c->job);
+		}
+		c->job = NULL;
+	}
+	c->pre = guard_class_unref(c->pre);
+	free(c->pre_text);
+	c->pre_text = NULL;
+	c->pre_len = 0;
+}
+
+int guard_worker_start(struct loop *l, char *err, size_t errlen)
+{
+	int r;
+
+	worker.todo = NULL;
+	worker.todo_tail = &worker.todo;
+	worker.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (worker.efd < 0) {
+		snprintf(err, errlen, "classification worker: eventfd: %s", strerror(errno));
+		return -errno;
+	}
+	r = loop_watch_add(l, worker.efd, EPOLLIN, on_jobs_done, NULL, &worker.watch);
+	if (r == 0)
+		r = -pthread_create(&worker.thread, NULL, worker_main, NULL);
+	if (r < 0) {
+		snprintf(err, errlen, "classification worker: %s", strerror(-r));
+		worker.watch = loop_watch_del(worker.watch);
+		close(worker.efd);
+		worker.efd = -1;
+		return r;
+	}
+	worker.running = true;
+	return 0;
+}
+
+void guard_worker_stop(void)
+{
+	struct guard_job *j;
+
+	if (!worker.running)
+		return;
+	pthread_mutex_lock(&worker.mu);
+	worker.stop = true;
+	pthread_cond_signal(&worker.cv);
+	pthread_mutex_unlock(&worker.mu);
+	pthread_join(worker.thread, NULL);
+	worker.running = false;
+	/* Connections are gone by now; free what nobody will collect. */
+	while ((j = worker.todo)) {
+		worker.todo = j->next;
+		job_free(j);
+	}
+	while ((j = worker.done)) {
+		worker.done = j->next;
+		job_free(j);
+	}
+	worker.todo_tail = &worker.todo;
+	worker.queued = 0;
+	worker.watch = loop_watch_del(worker.watch);
+	close(worker.efd);
+	worker.efd = -1;
+	guard_cache_clear();
 }

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "agent/approval.h"
+#include "agent/loop.h"
 #include "common/list.h"
 #include "policy/classify.h"
 #include "policy/decide.h"
@@ -80,8 +81,27 @@ struct guard_decision {
 	struct verdict v;          /* the deciding verdict; for ALLOW the last one's */
 };
 
-/* Decide text[0..len) (NUL at text[len]) for connection c. 0, or -ENOMEM. */
-int guard_decide_text(struct pgconn *c, const char *text, size_t len, struct guard_decision *out) WUR;
+/* Decide text[0..len) (NUL at text[len]) for connection c. 0, or -ENOMEM.
+ * may_hold: a text of GUARD_ASYNC_MIN bytes or more that is not cached is
+ * classified off the loop instead: -EINPROGRESS, c->classifying is set, and
+ * the caller leaves the message unexamined (PG_HOLD); when the worker is
+ * done the connection is pumped and the same call finds the result. */
+int guard_decide_text(struct pgconn *c, const char *text, size_t len, bool may_hold,
+		      struct guard_decision *out) WUR;
+
+/* --- Classification off the loop ------------------------------------------------
+ *
+ * Parsing is linear but not cheap (a 1 MiB INSERT takes ~60 ms, 16 MiB about
+ * a second): on the loop thread it would stall every connection of every
+ * grant. Long texts go to one worker thread; the connection that sent one
+ * waits (nothing more is read from it), the others go on. */
+#define GUARD_ASYNC_MIN (64u << 10)
+#define GUARD_ASYNC_QUEUE 64 /* jobs queued at once; past this, classify in place */
+int guard_worker_start(struct loop *l, char *err, size_t errlen) WUR;
+void guard_worker_stop(void);
+/* The connection goes: its job's result is dropped, a result it did not
+ * collect is freed. */
+void guard_classify_cancel(struct pgconn *c);
 void guard_decision_clear(struct guard_decision *d);
 /* An Execute of a portal whose statement sluice never saw prepared (a
  * cursor or statement made by server-side code, e.g. dynamic SQL in a DO

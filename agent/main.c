@@ -18,6 +18,7 @@
 #include "agent/audit.h"
 #include "agent/bus.h"
 #include "agent/grant.h"
+#include "agent/guard.h"
 #include "agent/resolve.h"
 #include "agent/session.h"
 #include "agent/verify.h"
@@ -285,6 +286,10 @@ int main(int argc, char **argv)
 		log_err("%s", err);
 		goto out;
 	}
+	if (guard_worker_start(a->loop, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		goto out;
+	}
 	if (bus_open(a, &a->bus, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		goto out;
@@ -310,6 +315,7 @@ out:
 	approvals_fini(a);
 	/* Before the bus: cancelled verifications still get their answer. */
 	a->verifier = verifier_stop(a->verifier);
+	guard_worker_stop();
 	a->bus = bus_close(a->bus);
 	sigw = loop_watch_del(sigw);
 	if (sc.fd >= 0)

@@ -172,7 +172,10 @@ static enum pg_action on_query(struct pgconn *c, const uint8_t *body, size_t n)
 	if (n == 0 || body[n - 1] != '\0' || memchr(body, '\0', n) != body + n - 1)
 		return violation(c, "a malformed Query message");
 	len = n - 1;
-	if (guard_decide_text(c, sql, len, &d) < 0)
+	r = guard_decide_text(c, sql, len, true, &d);
+	if (r == -EINPROGRESS)
+		return PG_HOLD;
+	if (r < 0)
 		return pg_oom_close(c);
 	switch (d.kind) {
 	case VERDICT_BLOCK:
@@ -245,7 +248,10 @@ static enum pg_action on_parse(struct pgconn *c, const uint8_t *body, size_t n)
 				       "sluice: too many prepared statements on this connection (max_prepared_statements); close some first",
 				       false) < 0 ? PG_CLOSE : PG_DROP;
 	}
-	if (guard_decide_text(c, sql, strlen(sql), &d) < 0 || !(t = sqltext_new(sql, strlen(sql))))
+	r = guard_decide_text(c, sql, strlen(sql), true, &d);
+	if (r == -EINPROGRESS)
+		return PG_HOLD;
+	if (r < 0 || !(t = sqltext_new(sql, strlen(sql))))
 		goto oom;
 	if (d.kind == VERDICT_BLOCK) {
 		/* Never sent: later messages naming it get the same refusal. */
@@ -357,7 +363,7 @@ static enum pg_action on_execute(struct pgconn *c, const uint8_t *body, size_t n
 	}
 	if (s && s->redecide) {
 		/* EXECUTE name: the body is what the name holds now. */
-		if (guard_decide_text(c, s->text, s->len, &d) < 0) {
+		if (guard_decide_text(c, s->text, s->len, false, &d) < 0) {
 			act = pg_oom_close(c);
 			goto unreserve;
 		}

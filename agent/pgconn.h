@@ -162,6 +162,10 @@ struct pgconn {
 	bool hold_done;          /* ...was decided: the next decision of it uses hold_state */
 	enum approval_state hold_state;
 	char hold_id[APPROVAL_ID_LEN + 1];
+	struct guard_job *job;   /* a long text being classified off the loop: its message waits in c2s */
+	struct guard_class *pre; /* ...its result, taken by the next decision of that exact text */
+	char *pre_text;
+	size_t pre_len;
 	char txn_status;         /* from the last ReadyForQuery: I, T or E */
 	iconv_t enc;             /* client_encoding -> UTF-8 for the audit, or (iconv_t)-1 */
 	uint64_t n_statements;

@@ -455,8 +455,9 @@ static int scan_client(struct pgconn *c)
 		enum pg_action act;
 		int r;
 
-		/* A statement waiting for its approval stays unexamined. */
-		if (c->hold)
+		/* A statement waiting for its approval, or for its
+		 * classification off the loop, stays unexamined. */
+		if (c->hold || c->job)
 			return 0;
 		if ((r = pipe_next(c, p, "the client", &type, &total)) <= 0)
 			return r;
@@ -653,7 +654,7 @@ static bool client_readable_state(const struct pgconn *c)
 		return true;
 	case PGS_READY:
 		/* Holding a statement for approval: nothing more is read meanwhile. */
-		return pipe_unsent(&c->c2s) < HIGH_WATER && c->fifo_n < 4096 && !c->hold;
+		return pipe_unsent(&c->c2s) < HIGH_WATER && c->fifo_n < 4096 && !c->hold && !c->job;
 	default:
 		return false;
 	}

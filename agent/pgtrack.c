@@ -469,6 +469,7 @@ void pg_track_finish(struct pgconn *c, const char *why)
 		fifo_pop(c);
 	}
 	guard_hold_cancel(c);
+	guard_classify_cancel(c);
 	map_clear(&c->stmts, false);
 	map_clear(&c->portals, false);
 	c->discard_until_sync = false;

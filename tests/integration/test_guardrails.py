@@ -493,6 +493,38 @@ def test_execute_of_a_portal_sluice_never_saw_prepared_is_opaque(guarded, accoun
     sf.wait_for(recorded, 10, "the unseen portal's audit row")
 
 
+def test_long_texts_are_decided_like_short_ones(guarded):
+    """Texts of 64 KiB and more are classified off the agent's loop (one
+    worker thread; the sending connection waits, the others go on): the
+    decision is the same — a DROP after 300 KB of harmless text is refused,
+    the long harmless text runs, in simple and extended protocol."""
+    pad = "x" * 300_000
+    long_read = f"select count(*) from ops.gr_t where v is distinct from '{pad}'"
+    rows = int(guarded.pg.sql("SELECT count(*) FROM ops.gr_t")[0][0])
+    conn = connect(guarded.grant)
+    try:
+        # one simple Query (PQexec) holding both statements
+        res = conn.pgconn.exec_(f"{long_read}; drop table ops.gr_t".encode())
+        assert res.status == psycopg.pq.ExecStatus.FATAL_ERROR, res.status
+        assert res.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"42501"
+        assert res.error_field(psycopg.pq.DiagnosticField.MESSAGE_PRIMARY) == guarded.message("drop").encode()
+        assert guarded.pg.sql("SELECT to_regclass('ops.gr_t') IS NOT NULL") == [("t",)]
+        with conn.cursor() as cur:
+            cur.execute(long_read)          # no parameters
+            assert cur.fetchone() == (rows,)
+            cur.execute(long_read + " and %s = 1", (1,), prepare=True)  # Parse/Bind/Execute
+            assert cur.fetchone() == (rows,)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege) as e:
+                cur.execute(f"update ops.gr_t set v = '{pad}' || %s", ("y",), prepare=True)
+            assert e.value.diag.message_primary == guarded.message("update-without-where")
+        # the connection is still usable after the refusal
+        with conn.cursor() as cur:
+            cur.execute("select 1")
+            assert cur.fetchone() == (1,)
+    finally:
+        conn.close()
+
+
 # --- SQL-level prepared statements ------------------------------------------------------------
 
 def test_execute_follows_what_was_prepared(guarded):
