@@ -15,6 +15,7 @@ import json
 import os
 import pwd
 import struct
+import time
 from contextlib import contextmanager
 
 import psycopg
@@ -111,6 +112,18 @@ class Guarded:
                            "--database", str(self.agent.database))
         assert r.rc == 0, r
         return json.loads(r.stdout)
+
+    def audit_settled(self) -> list[dict]:
+        """The audit once the writer has caught up: it commits in batches
+        (every 20 ms), so read until two reads 200 ms apart agree."""
+        rows = self.audit()
+        for _ in range(50):
+            time.sleep(0.2)
+            again = self.audit()
+            if len(again) == len(rows):
+                return again
+            rows = again
+        return rows
 
 
 # --- unparsed (agents of their own, before the module's agent starts) -------------------------
@@ -298,7 +311,7 @@ def test_corpus_audit(guarded):
     """Every refused statement has its row (blocked, the rule, 42501, the
     message); in a refused string the others are recorded as not executed;
     allowed ones ran and carry the [access] rule."""
-    rows = guarded.audit()
+    rows = guarded.audit_settled()
     by_sql: dict[str, list[dict]] = {}
     for s in rows:
         by_sql.setdefault(s["sql"], []).append(s)
@@ -373,7 +386,7 @@ def test_a_string_with_one_refused_statement_runs_none_of_it(guarded):
     r = psql(guarded.grant, "insert into ops.gr_t values (555, 'never'); select 1; truncate ops.gr_t")
     assert r.rc != 0 and f"ERROR:  42501: {guarded.message('truncate')}" in r.stderr, r
     assert guarded.pg.sql("SELECT count(*) FROM ops.gr_t WHERE id = 555") == before == [("0",)]
-    rows = guarded.audit()
+    rows = guarded.audit_settled()
     ins = [s for s in rows if s["sql"] == "insert into ops.gr_t values (555, 'never')"]
     assert [(s["decision"], s["error"]) for s in ins] == \
         [("refused", "not executed: statement 3 of the query was blocked")], ins
