@@ -526,18 +526,16 @@ static void withdraw(struct agent *a, struct approval *ap)
 	keep(ap);
 }
 
-void approvals_grant_ended(struct agent *a, const char *grant_id)
+/* Withdraw every live approval of grant_id (NULL: of every grant). */
+static void withdraw_live(struct agent *a, const char *grant_id)
 {
-	struct approvals *as = a->approvals;
 	struct list_node *n, *t;
 
-	if (!as)
-		return;
 again:
-	list_for_each_safe(n, t, &as->list) {
+	list_for_each_safe(n, t, &a->approvals->list) {
 		struct approval *ap = container_of(n, struct approval, node);
 
-		if (!is_live(ap) || strcmp(ap->grant_id, grant_id) != 0)
+		if (!is_live(ap) || (grant_id && strcmp(ap->grant_id, grant_id) != 0))
 			continue;
 		withdraw(a, ap);
 		if (!list_empty(&ap->waiters)) {
@@ -547,6 +545,12 @@ again:
 			goto again;
 		}
 	}
+}
+
+void approvals_grant_ended(struct agent *a, const char *grant_id)
+{
+	if (a->approvals)
+		withdraw_live(a, grant_id);
 }
 
 /* --- Deciding ------------------------------------------------------------------------ */
@@ -715,23 +719,11 @@ int approvals_init(struct agent *a)
 void approvals_fini(struct agent *a)
 {
 	struct approvals *as = a->approvals;
-	struct list_node *n, *t;
 
 	if (!as)
 		return;
 	/* Grants end before this; whatever is still live goes now. */
-again:
-	list_for_each_safe(n, t, &as->list) {
-		struct approval *ap = container_of(n, struct approval, node);
-
-		if (!is_live(ap))
-			continue;
-		withdraw(a, ap);
-		if (!list_empty(&ap->waiters)) {
-			notify(ap);
-			goto again;
-		}
-	}
+	withdraw_live(a, NULL);
 	while (!list_empty(&as->list))
 		purge(a, container_of(as->list.next, struct approval, node));
 	as->webhook = webhook_stop(as->webhook);

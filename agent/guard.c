@@ -633,8 +633,8 @@ static struct {
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct guard_job *todo, **todo_tail, *done;
-	unsigned queued;           /* todo + running + done, not yet collected */
+	struct guard_job *waiting, **waiting_tail, *done;
+	unsigned queued;           /* waiting + running + done, not yet collected */
 	bool stop;
 	int efd;
 	struct loop_watch *watch;
@@ -649,14 +649,14 @@ static void *worker_main(void *unused)
 		struct guard_class *g;
 		uint64_t one = 1;
 
-		while (!worker.stop && !worker.todo)
+		while (!worker.stop && !worker.waiting)
 			pthread_cond_wait(&worker.cv, &worker.mu);
 		if (worker.stop)
 			break;
-		j = worker.todo;
-		worker.todo = j->next;
-		if (!worker.todo)
-			worker.todo_tail = &worker.todo;
+		j = worker.waiting;
+		worker.waiting = j->next;
+		if (!worker.waiting)
+			worker.waiting_tail = &worker.waiting;
 		pthread_mutex_unlock(&worker.mu);
 		/* Uncached, like any text this long (guard_classify's rule). */
 		g = calloc(1, sizeof(*g) + 1);
@@ -743,8 +743,8 @@ static int classify_start(struct pgconn *c, const char *text, size_t len)
 	memcpy(j->text, text, len);
 	j->text[len] = '\0';
 	pthread_mutex_lock(&worker.mu);
-	*worker.todo_tail = j;
-	worker.todo_tail = &j->next;
+	*worker.waiting_tail = j;
+	worker.waiting_tail = &j->next;
 	pthread_cond_signal(&worker.cv);
 	pthread_mutex_unlock(&worker.mu);
 	worker.queued++;
@@ -759,13 +759,13 @@ void guard_classify_cancel(struct pgconn *c)
 		bool unqueued = false;
 
 		pthread_mutex_lock(&worker.mu);
-		for (pp = &worker.todo; *pp; pp = &(*pp)->next) {
+		for (pp = &worker.waiting; *pp; pp = &(*pp)->next) {
 			if (*pp == c->job) {
 				*pp = c->job->next;
-				if (!worker.todo)
-					worker.todo_tail = &worker.todo;
-				else if (worker.todo_tail == &c->job->next)
-					worker.todo_tail = pp;
+				if (!worker.waiting)
+					worker.waiting_tail = &worker.waiting;
+				else if (worker.waiting_tail == &c->job->next)
+					worker.waiting_tail = pp;
 				unqueued = true;
 				break;
 			}
@@ -789,8 +789,8 @@ int guard_worker_start(struct loop *l, char *err, size_t errlen)
 {
 	int r;
 
-	worker.todo = NULL;
-	worker.todo_tail = &worker.todo;
+	worker.waiting = NULL;
+	worker.waiting_tail = &worker.waiting;
 	worker.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (worker.efd < 0) {
 		snprintf(err, errlen, "classification worker: eventfd: %s", strerror(errno));
@@ -823,15 +823,15 @@ void guard_worker_stop(void)
 	pthread_join(worker.thread, NULL);
 	worker.running = false;
 	/* Connections are gone by now; free what nobody will collect. */
-	while ((j = worker.todo)) {
-		worker.todo = j->next;
+	while ((j = worker.waiting)) {
+		worker.waiting = j->next;
 		job_free(j);
 	}
 	while ((j = worker.done)) {
 		worker.done = j->next;
 		job_free(j);
 	}
-	worker.todo_tail = &worker.todo;
+	worker.waiting_tail = &worker.waiting;
 	worker.queued = 0;
 	worker.watch = loop_watch_del(worker.watch);
 	close(worker.efd);

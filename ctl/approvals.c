@@ -43,29 +43,10 @@ static json_t *approval_json(const struct dbusc_dict *ap)
 		"id", "kind", "state", "grant", "user", "uid", "connection", "sql", "what", "rule",
 		"reason", "created_at", "expires_at", "decided_at", "decided_by", "note", "window_ends_at",
 	};
-	json_t *o = ctl_dict_json(ap, optional);
 
-	if (!o)
-		return NULL;
-	for (size_t i = 0; i < ARRAY_SIZE(required); i++)
-		if (!json_object_get(o, required[i]) && json_object_set_new(o, required[i], json_null()) < 0) {
-			json_decref(o);
-			return NULL;
-		}
-	return o;
+	return ctl_dict_json_shaped(ap, optional, required, ARRAY_SIZE(required));
 }
 
-static int print_json(json_t *j)
-{
-	int r = ctl_print_json(j, stdout);
-
-	json_decref(j);
-	if (r < 0) {
-		ctl_err("cannot write JSON");
-		return CTL_FAILED;
-	}
-	return CTL_OK;
-}
 
 /* ---- sluicectl approvals ---- */
 
@@ -189,7 +170,7 @@ int cmd_approvals(struct ctl *ctl, int argc, char **argv)
 			if (json_array_append_new(a, approval_json(&l.v[i])) < 0)
 				r = -ENOMEM;
 		if (r == 0) {
-			r = print_json(a);
+			r = ctl_emit_json(a);
 		} else {
 			json_decref(a);
 			ctl_err("out of memory");
@@ -289,7 +270,7 @@ static int decide(struct ctl *ctl, int argc, char **argv, bool approve)
 	if (ctl->json) {
 		json_t *j = ap.n ? approval_json(&ap)
 				 : json_pack("{s:s, s:s}", "id", id, "state", approve ? "approved" : "denied");
-		r = print_json(j);
+		r = ctl_emit_json(j);
 	} else if (ap.n) {
 		print_decided(verb, &ap);
 		r = CTL_OK;

@@ -89,6 +89,10 @@ struct dbusc_dict;
  * RFC 3339 strings, the strings listed in null_if_empty become null when
  * empty. NULL on ENOMEM. */
 json_t *ctl_dict_json(const struct dbusc_dict *d, const char *const *null_if_empty);
+/* The same with a stable shape for scripts: every key in required is there
+ * (null when the agent did not send it). */
+json_t *ctl_dict_json_shaped(const struct dbusc_dict *d, const char *const *null_if_empty,
+			     const char *const *required, size_t n_required);
 /* A grant as JSON (the keys of org.sluice.Agent1.xml, snake_case; schema,
  * reason and end_reason are null when empty). */
 json_t *ctl_grant_json(const struct dbusc_dict *g);
@@ -103,6 +107,9 @@ json_t *ctl_status_json(const struct dbusc_dict *s, int64_t now);
 json_t *ctl_json_string(const char *s);
 /* Print j (pretty, newline-terminated) on out. */
 int ctl_print_json(json_t *j, FILE *out) WUR;
+/* Print j on stdout and release it: CTL_OK, or CTL_FAILED after saying so (ctl/main.c)
+ * (j NULL: out of memory). */
+int ctl_emit_json(json_t *j);
 
 /* The psql command line for a grant: psql "host=DIR dbname=DB", quoted for
  * libpq and for a POSIX shell when the values need it. Returns 0 or

@@ -66,15 +66,7 @@ static void print_psql(const struct dbusc_dict *g, const char *key, size_t width
 
 static int print_grant_json(const struct dbusc_dict *g)
 {
-	json_t *j = ctl_grant_json(g);
-	int r = ctl_print_json(j, stdout);
-
-	json_decref(j);
-	if (r < 0) {
-		ctl_err("cannot write the grant as JSON");
-		return CTL_FAILED;
-	}
-	return CTL_OK;
+	return ctl_emit_json(ctl_grant_json(g));
 }
 
 /* "A1B2C3D4E5F6 approved by sluicet-b at 2026-11-23 09:20:39: looks fine";

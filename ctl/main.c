@@ -80,6 +80,18 @@ void ctl_err(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+int ctl_emit_json(json_t *j)
+{
+	int r = ctl_print_json(j, stdout);
+
+	json_decref(j);
+	if (r < 0) {
+		ctl_err("cannot write JSON");
+		return CTL_FAILED;
+	}
+	return CTL_OK;
+}
+
 int ctl_usage_error(const char *fmt, ...)
 {
 	va_list ap;

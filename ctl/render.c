@@ -87,6 +87,21 @@ json_t *ctl_dict_json(const struct dbusc_dict *d, const char *const *null_if_emp
 	return o;
 }
 
+json_t *ctl_dict_json_shaped(const struct dbusc_dict *d, const char *const *null_if_empty,
+			     const char *const *required, size_t n_required)
+{
+	json_t *o = ctl_dict_json(d, null_if_empty);
+
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < n_required; i++)
+		if (!json_object_get(o, required[i]) && json_object_set_new(o, required[i], json_null()) < 0) {
+			json_decref(o);
+			return NULL;
+		}
+	return o;
+}
+
 json_t *ctl_grant_json(const struct dbusc_dict *g)
 {
 	static const char *const optional[] = { "schema", "reason", "end_reason", NULL };
@@ -94,17 +109,8 @@ json_t *ctl_grant_json(const struct dbusc_dict *g)
 		"id", "state", "end_reason", "user", "uid", "connection", "protocol", "socket_dir",
 		"socket", "dbname", "created_at", "expires_at", "schema", "reason", "connections",
 	};
-	json_t *o = ctl_dict_json(g, optional);
 
-	if (!o)
-		return NULL;
-	/* A stable shape for scripts: every documented key is there. */
-	for (size_t i = 0; i < ARRAY_SIZE(required); i++)
-		if (!json_object_get(o, required[i]) && json_object_set_new(o, required[i], json_null()) < 0) {
-			json_decref(o);
-			return NULL;
-		}
-	return o;
+	return ctl_dict_json_shaped(g, optional, required, ARRAY_SIZE(required));
 }
 
 json_t *ctl_status_json(const struct dbusc_dict *s, int64_t now)

@@ -27,29 +27,10 @@ json_t *ctl_session_json(const struct dbusc_dict *s)
 		"id", "state", "end_reason", "user", "uid", "subject", "issuer", "groups",
 		"created_at", "expires_at", "grants",
 	};
-	json_t *o = ctl_dict_json(s, optional);
 
-	if (!o)
-		return NULL;
-	for (size_t i = 0; i < ARRAY_SIZE(required); i++)
-		if (!json_object_get(o, required[i]) && json_object_set_new(o, required[i], json_null()) < 0) {
-			json_decref(o);
-			return NULL;
-		}
-	return o;
+	return ctl_dict_json_shaped(s, optional, required, ARRAY_SIZE(required));
 }
 
-static int print_json(json_t *j)
-{
-	int r = ctl_print_json(j, stdout);
-
-	json_decref(j);
-	if (r < 0) {
-		ctl_err("cannot write JSON");
-		return CTL_FAILED;
-	}
-	return CTL_OK;
-}
 
 /* "2026-11-23 10:20:39 (in 59m58s)" */
 static void format_expiry(int64_t exp, int64_t now, bool with_remaining, char *buf, size_t n)
@@ -91,7 +72,7 @@ static void join_groups(const struct dbusc_dict *s, char *buf, size_t n)
 static int print_closed(const struct ctl *ctl, const char *id)
 {
 	if (ctl->json)
-		return print_json(json_pack("{s:o, s:b}", "id", ctl_json_string(id), "closed", 1));
+		return ctl_emit_json(json_pack("{s:o, s:b}", "id", ctl_json_string(id), "closed", 1));
 	{
 		char *s = ctl_sanitize(id, true);
 		printf("session %s closed\n", s ? s : "?");
@@ -171,7 +152,7 @@ int cmd_login(struct ctl *ctl, int argc, char **argv)
 
 		ctl_format_utc(exp, false, when, sizeof(when));
 		j = json_pack("{s:o, s:s}", "id", ctl_json_string(id), "expires_at", when);
-		r = print_json(j);
+		r = ctl_emit_json(j);
 	} else {
 		char until[128];
 		char *s = ctl_sanitize(id, true);
@@ -307,7 +288,7 @@ int cmd_sessions(struct ctl *ctl, int argc, char **argv)
 			if (json_array_append_new(a, ctl_session_json(&l.v[i])) < 0)
 				r = -ENOMEM;
 		if (r == 0)
-			r = print_json(a);
+			r = ctl_emit_json(a);
 		else {
 			json_decref(a);
 			ctl_err("out of memory");
@@ -384,7 +365,7 @@ static int session_show(struct ctl *ctl, int argc, char **argv)
 	if (r < 0)
 		return ctl_bad_reply("GetSession", r);
 	if (ctl->json) {
-		r = print_json(ctl_session_json(&s));
+		r = ctl_emit_json(ctl_session_json(&s));
 	} else {
 		print_session_details(&s);
 		r = CTL_OK;
