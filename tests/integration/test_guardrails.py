@@ -12,11 +12,8 @@ Bind/Describe/Execute naming the refused statement gets the same error.
 from __future__ import annotations
 
 import json
-import os
-import pwd
 import struct
 import time
-from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -25,25 +22,12 @@ import guardrail_corpus as gc
 import regress_wire as rw
 import sluice_fixtures as sf
 from conftest import AgentFactory
+from test_grants import as_uid  # a client library inside it is that account (SO_PEERCRED)
 from sluice_fixtures import CONNECTION_NAME, SAMPLE_DB, SERVICE_A
 
 SCS_RULE = "rule: built-in (sluice reads strings as the server does only with it on)"
 UNPARSED_RULE = "rule: built-in default (unparsed = block)"
 TABLES = ("ops.gr_t", "ops.gr_u")
-
-
-@contextmanager
-def as_uid(user: str):
-    """The effective ids of user for the block: a client library connecting
-    inside it is that account for the grant (SO_PEERCRED)."""
-    pw = pwd.getpwnam(user)
-    os.setegid(pw.pw_gid)
-    os.seteuid(pw.pw_uid)
-    try:
-        yield
-    finally:
-        os.seteuid(0)
-        os.setegid(0)
 
 
 def connect(grant: dict, **kw) -> psycopg.Connection:
