@@ -24,6 +24,7 @@
 #include "agent/verify.h"
 #include "common/log.h"
 #include "common/oidc.h"
+#include "policy/classify.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/sluice/sluice.conf"
 /* At most one JWKS refetch per issuer this often on an unknown key id: key
@@ -294,6 +295,11 @@ int main(int argc, char **argv)
 		log_err("%s", err);
 		goto out;
 	}
+	/* Checked once here, not on the first statement: the check parses a
+	 * dozen statements both ways. */
+	if (!sql_classify_fast_enabled())
+		log_warn("SQL classifier: the fast path disagrees with the JSON path on this "
+			 "libpg_query build and is off; every statement takes the slower path");
 	log_info("sluiced %s ready: %s, database %s, grants under %s/grants", PACKAGE_VERSION, config,
 		 a->pol->p->agent.database, a->pol->p->agent.runtime_dir);
 	agent_event(a, "agent.started", NULL, &a->uid, NULL, NULL, "sluiced %s, pid %d, config %s",

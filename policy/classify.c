@@ -126,21 +126,19 @@ static int copy_schemas(struct walk *w, struct sql_stmt *st)
 	return 0;
 }
 
-static int classify_stmt(struct walk *w, const struct sj_node *stmt, struct sql_stmt *st)
+void cw_stmt_begin(struct walk *w, struct sql_stmt *st)
 {
-	const char *type;
-	int r;
-
 	w->st = st;
 	w->n_rels = w->n_fns = w->n_schemas = 0;
 	w->name = NULL;
 	w->depth = w->dry = 0;
 	w->r = 0;
-	/* At the top only a statement of a known type may be anything but
-	 * opaque. */
-	if (!cw_unwrap(w, stmt, &type) || !cw_is_statement_type(type) || !cw_kind_find(type))
-		st->classes |= B(OPAQUE);
-	cw_walk(w, stmt);
+}
+
+int cw_stmt_finish(struct walk *w, struct sql_stmt *st)
+{
+	int r;
+
 	if (w->r)
 		return w->r;
 	if (!st->classes) /* nothing known ran: not "read" */
@@ -155,25 +153,34 @@ static int classify_stmt(struct walk *w, const struct sj_node *stmt, struct sql_
 	return r;
 }
 
+static int classify_stmt(struct walk *w, const struct sj_node *stmt, struct sql_stmt *st)
+{
+	const char *type;
+
+	cw_stmt_begin(w, st);
+	/* At the top only a statement of a known type may be anything but
+	 * opaque. */
+	if (!cw_unwrap(w, stmt, &type) || !cw_is_statement_type(type) || !cw_kind_find(type))
+		st->classes |= B(OPAQUE);
+	cw_walk(w, stmt);
+	return cw_stmt_finish(w, st);
+}
+
 static bool is_blank(char ch)
 {
 	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
 }
 
-/* The statement's bytes, as agent/pgtrack.c's split_query finds them. */
-static int stmt_span(const struct walk *w, const struct sj_node *item, const char *text,
-		     size_t len, struct sql_stmt *st)
+/* The statement's bytes, as agent/pgtrack.c's split_query finds them:
+ * libpg_query's stmt_location and stmt_len (0 = to the end), blanks
+ * trimmed. */
+void cw_stmt_span(uint32_t loc, uint32_t stmt_len, const char *text, size_t len,
+		  struct sql_stmt *st)
 {
-	const struct sj_node *loc = cw_get(w, item, "stmt_location"), *sl = cw_get(w, item, "stmt_len");
-	uint32_t o = 0, l = 0;
-	size_t off, n;
+	size_t off = loc > len ? len : loc, n = stmt_len;
 
-	if ((loc && !sj_uint32(loc, &o)) || (sl && !sj_uint32(sl, &l)))
-		return -EINVAL;
-	off = o > len ? len : o;
-	n = l;
 	if (n == 0 || off + n > len)
-		n = len - off; /* 0 means "to the end" */
+		n = len - off;
 	while (n > 0 && is_blank(text[off])) {
 		off++;
 		n--;
@@ -182,6 +189,17 @@ static int stmt_span(const struct walk *w, const struct sj_node *item, const cha
 		n--;
 	st->off = (uint32_t)off;
 	st->len = (uint32_t)n;
+}
+
+static int stmt_span(const struct walk *w, const struct sj_node *item, const char *text,
+		     size_t len, struct sql_stmt *st)
+{
+	const struct sj_node *loc = cw_get(w, item, "stmt_location"), *sl = cw_get(w, item, "stmt_len");
+	uint32_t o = 0, l = 0;
+
+	if ((loc && !sj_uint32(loc, &o)) || (sl && !sj_uint32(sl, &l)))
+		return -EINVAL;
+	cw_stmt_span(o, l, text, len, st);
 	return 0;
 }
 
@@ -237,15 +255,12 @@ out:
 	return r;
 }
 
-int sql_classify(const char *text, struct sql_class *out)
+int sql_classify_json_path(const char *text, struct sql_class *out)
 {
 	PgQueryParseResult res;
 	size_t len = strlen(text);
 	int r;
 
-	*out = (struct sql_class){ 0 };
-	if (len > SQL_CLASSIFY_MAX)
-		return fail(out, 0, "statement too long to classify (%zu bytes)", len);
 	res = pg_query_parse(text);
 	if (res.error) {
 		r = fail(out, res.error->cursorpos, "%s", res.error->message);
@@ -262,6 +277,21 @@ int sql_classify(const char *text, struct sql_class *out)
 	if (r < 0)
 		sql_class_free(out);
 	return r;
+}
+
+int sql_classify(const char *text, struct sql_class *out)
+{
+	size_t len = strlen(text);
+	int r;
+
+	*out = (struct sql_class){ 0 };
+	if (len > SQL_CLASSIFY_MAX)
+		return fail(out, 0, "statement too long to classify (%zu bytes)", len);
+	r = classify_raw(text, len, out);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	*out = (struct sql_class){ 0 };
+	return sql_classify_json_path(text, out);
 }
 
 void sql_class_free(struct sql_class *c)

@@ -90,6 +90,10 @@ struct sql_class {
 #define SQL_CLASSIFY_MAX (16u << 20)
 int sql_classify(const char *text, struct sql_class *out) WUR;
 void sql_class_free(struct sql_class *c);
+/* Whether the fast path (the parse tree read in place, not as JSON) is on:
+ * it turns itself off when, on first use, it disagrees with the JSON path
+ * (libpg_query built from other PostgreSQL headers). For the agent's log. */
+bool sql_classify_fast_enabled(void);
 
 /* The class to name for a set of classes: the most severe one in bits
  * (order in sluice.conf(5)); -1 when bits is 0. */

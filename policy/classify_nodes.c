@@ -81,10 +81,12 @@ static void set_config_call(struct walk *w, const struct sj_node *fc)
 		dynamic_setting(w);
 }
 
-static void h_func_call(struct walk *w, const struct sj_node *fc)
+/* What calling a function of this bare name with nargs arguments does
+ * besides reading (a same-named function in another schema is judged as
+ * the built-in would be). set_config is the caller's. */
+void cw_func_effects(struct walk *w, const char *name, size_t nargs)
 {
-	/* Built-ins that change data, by their bare name in any schema (a
-	 * same-named function elsewhere is judged as the built-in would be). */
+	/* Built-ins that change data. */
 	static const char *const writes[] = {
 		"nextval", "setval", "lo_create", "lo_creat", "lo_unlink", "lo_import", "lowrite",
 		"lo_put", "lo_from_bytea", "lo_truncate", "lo_truncate64", "pg_notify",
@@ -98,6 +100,16 @@ static void h_func_call(struct walk *w, const struct sj_node *fc)
 		"database_to_xml", "database_to_xmlschema", "database_to_xml_and_xmlschema",
 		"ts_stat",
 	};
+
+	if (cw_in_list(name, writes, ARRAY_SIZE(writes)))
+		cw_add(w, B(WRITE));
+	else if (cw_in_list(name, run_sql, ARRAY_SIZE(run_sql)) ||
+		 (strcmp(name, "ts_rewrite") == 0 && nargs == 2))
+		cw_add(w, B(OPAQUE));
+}
+
+static void h_func_call(struct walk *w, const struct sj_node *fc)
+{
 	const struct sj_node *args = cw_get(w, fc, "args");
 	const char *nm[4], *name;
 	int k = cw_names(w, cw_get(w, fc, "funcname"), nm, 4);
@@ -110,11 +122,8 @@ static void h_func_call(struct walk *w, const struct sj_node *fc)
 	cw_add_fn(w, k >= 2 ? nm[k - 2] : NULL, name);
 	if (strcmp(name, "set_config") == 0)
 		set_config_call(w, fc);
-	else if (cw_in_list(name, writes, ARRAY_SIZE(writes)))
-		cw_add(w, B(WRITE));
-	else if (cw_in_list(name, run_sql, ARRAY_SIZE(run_sql)) ||
-		 (strcmp(name, "ts_rewrite") == 0 && args && args->type == SJ_ARRAY && args->len == 2))
-		cw_add(w, B(OPAQUE));
+	else
+		cw_func_effects(w, name, args && args->type == SJ_ARRAY ? args->len : 0);
 }
 
 static void h_lock_rows(struct walk *w, const struct sj_node *b)

@@ -107,6 +107,16 @@ void cw_add_fn(struct walk *w, const char *schema, const char *name);
 void cw_set_name(struct walk *w, const char *name);
 void cw_add_object(struct walk *w, const char *objtype, const struct sj_node *obj, bool written);
 
+/* What a call of the built-in name does besides reading (not set_config). */
+void cw_func_effects(struct walk *w, const char *name, size_t nargs);
+/* One statement: begin resets the walk for st; finish copies what it
+ * collected into st (the strings must still be alive) and returns w->r or
+ * -ENOMEM. */
+void cw_stmt_begin(struct walk *w, struct sql_stmt *st);
+int cw_stmt_finish(struct walk *w, struct sql_stmt *st) WUR;
+/* st->off/len from libpg_query's stmt_location and stmt_len. */
+void cw_stmt_span(uint32_t loc, uint32_t stmt_len, const char *text, size_t len,
+		  struct sql_stmt *st);
 /* Walk a value; errors land in w->r. */
 void cw_walk(struct walk *w, const struct sj_node *n);
 
@@ -135,3 +145,15 @@ bool cw_kinds_check(void);
  * -E2BIG (too large or deep), -ENOMEM. Exposed for the unit test, which
  * feeds it trees no SQL text produces. */
 int classify_json(char *json, const char *text, size_t len, struct sql_class *out) WUR;
+
+/* The fast path (classify_raw.c): classify text from PostgreSQL's own parse
+ * tree, without the JSON step, when every node in it is one of the common
+ * kinds that file knows; the result is what classify_json gives for the
+ * same text. Returns 1 with out filled, 0 when the text is not for the fast
+ * path (out untouched: use the JSON path), or -ENOMEM. */
+int classify_raw(const char *text, size_t len, struct sql_class *out) WUR;
+/* The JSON path alone (out zeroed by the caller), and, for the unit test,
+ * both paths on one text: 1 when the fast path took it and agrees, 0 when
+ * it is not for the fast path, -EPROTO when they differ, -ENOMEM. */
+int sql_classify_json_path(const char *text, struct sql_class *out) WUR;
+int classify_raw_compare(const char *text) WUR;

@@ -19,7 +19,15 @@ policy_libsluice_policy_la_SOURCES = \
 	policy/conf_agent.c \
 	policy/conf_identity.c \
 	policy/conf_connection.c \
-	policy/conf_rules.c
+	policy/conf_rules.c \
+	policy/host.h policy/host.c
 policy_libsluice_policy_la_CFLAGS = $(AM_CFLAGS)
 # classify.c parses SQL with libpg_query.
-policy_libsluice_policy_la_LIBADD = $(PG_QUERY_LIBS)
+policy_libsluice_policy_la_LIBADD = policy/libsluice-pgraw.la $(PG_QUERY_LIBS)
+
+# The classifier's fast path reads the parse tree through PostgreSQL's own
+# headers; they stay out of every other file's include path.
+noinst_LTLIBRARIES += policy/libsluice-pgraw.la
+policy_libsluice_pgraw_la_SOURCES = policy/classify_raw.c
+policy_libsluice_pgraw_la_CPPFLAGS = $(PG_SERVER_CPPFLAGS) $(AM_CPPFLAGS)
+policy_libsluice_pgraw_la_CFLAGS = $(AM_CFLAGS)

@@ -7,6 +7,8 @@ SLUICE_DEB_PACKAGES=(
 	build-essential autoconf automake libtool pkg-config make
 	libdbus-1-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev
 	libjansson-dev libpg-query-dev libcmocka-dev
+	# PostgreSQL 15 node definitions: the classifier reads the parse tree
+	postgresql-server-dev-15
 	libpam0g-dev libpamtest0-dev
 	# PostgreSQL 15 server, client, pgbench; pgbouncer for the benchmark
 	postgresql postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer

@@ -3,6 +3,7 @@
  * statement splitting, parse failures, caps, random mutations of the corpus
  * (never a crash), and the time one statement costs (printed only). */
 #include "config.h"
+#include <dirent.h>
 #include <errno.h>
 #include <pg_query.h>
 #include <setjmp.h>
@@ -976,6 +977,7 @@ static void mutations(void **state)
 			}
 		}
 		assert_int_equal(sql_classify(buf, &out), 0);
+		assert_int_not_equal(classify_raw_compare(buf), -EPROTO);
 		if (out.error) {
 			assert_int_equal(out.n, 0);
 			errors++;
@@ -1036,6 +1038,123 @@ static void tree_mutations(void **state)
 		pg_query_free_parse_result(res);
 	}
 	print_message("2000 tree mutations: %zu refused, %zu walked\n", refused, walked);
+}
+
+
+/* ---- the fast path (classify_raw.c) agrees with the JSON path ----------------------- */
+
+static void fast_path_table(void **state)
+{
+	size_t taken = 0;
+
+	(void)state;
+	assert_true(sql_classify_fast_enabled());
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		int r = classify_raw_compare(cases[i].sql);
+
+		if (r == -EPROTO)
+			fail_msg("the fast path and the JSON path differ on: %s", cases[i].sql);
+		assert_true(r >= 0);
+		taken += (size_t)r;
+	}
+	print_message("fast path took %zu of %zu table statements\n", taken, ARRAY_SIZE(cases));
+	/* Reads, writes, CTEs and transactions are a good part of the table. */
+	assert_true(taken >= 60);
+	/* What it must leave to the JSON path. */
+	assert_int_equal(classify_raw_compare("select set_config('role', 'x', false)"), 0);
+	assert_int_equal(classify_raw_compare("select * into t2 from t"), 0);
+	assert_int_equal(classify_raw_compare("select 1; drop table t"), 0);
+	assert_int_equal(classify_raw_compare("begin read write"), 0);
+	assert_int_equal(classify_raw_compare("explain analyze delete from t"), 0);
+	assert_int_equal(classify_raw_compare("select * from f() as (a int)"), 0);
+	assert_int_equal(classify_raw_compare("select 1 +"), 0); /* parse errors are worded there */
+	assert_int_equal(classify_raw_compare("-- nothing"), 0);
+}
+
+/* Every statement of PostgreSQL 15's regression SQL (psql's backslash lines
+ * left out) through both paths. The corpus is read where it lives, next to
+ * the project (SLUICE_REGRESS_DIR overrides); without it the test says so
+ * and is skipped. */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t cap = 0, n = 0;
+	char line[65536];
+
+	if (!f)
+		return NULL;
+	while (fgets(line, sizeof(line), f)) {
+		size_t l = strlen(line);
+
+		if (line[0] == '\\')
+			continue;
+		if (n + l + 1 > cap) {
+			cap = (n + l + 1) * 2;
+			buf = realloc(buf, cap);
+			assert_non_null(buf);
+		}
+		memcpy(buf + n, line, l + 1);
+		n += l;
+	}
+	fclose(f);
+	return buf;
+}
+
+static void fast_path_regress_corpus(void **state)
+{
+	const char *dir = getenv("SLUICE_REGRESS_DIR");
+	size_t files = 0, stmts = 0, taken = 0, differ = 0;
+	struct dirent *de;
+	DIR *d;
+
+	(void)state;
+	if (!dir)
+		dir = SLUICE_REGRESS_DEFAULT;
+	d = opendir(dir);
+	if (!d) {
+		print_message("no regression corpus at %s\n", dir);
+		skip();
+	}
+	while ((de = readdir(d))) {
+		char path[4096];
+		PgQuerySplitResult sp;
+		char *sql;
+		size_t len = strlen(de->d_name);
+
+		if (len < 5 || strcmp(de->d_name + len - 4, ".sql") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		sql = slurp(path);
+		if (!sql)
+			continue;
+		files++;
+		sp = pg_query_split_with_parser(sql);
+		for (int i = 0; !sp.error && i < sp.n_stmts; i++) {
+			const PgQuerySplitStmt *ps = sp.stmts[i];
+			char *one = strndup(sql + ps->stmt_location, (size_t)ps->stmt_len);
+			int r;
+
+			assert_non_null(one);
+			r = classify_raw_compare(one);
+			stmts++;
+			if (r == -EPROTO) {
+				print_message("differ: %s\n", one);
+				differ++;
+			} else {
+				assert_true(r >= 0);
+				taken += (size_t)r;
+			}
+			free(one);
+		}
+		pg_query_free_split_result(sp);
+		free(sql);
+	}
+	closedir(d);
+	print_message("regression corpus: %zu files, %zu statements, fast path took %zu\n", files,
+		      stmts, taken);
+	assert_int_equal(differ, 0);
+	assert_true(files >= 100 && taken >= 5000);
 }
 
 /* ---- cost (information only) ------------------------------------------------------ */
@@ -1118,6 +1237,8 @@ int main(void)
 		cmocka_unit_test(worst_and_functions),
 		cmocka_unit_test(mutations),
 		cmocka_unit_test(tree_mutations),
+		cmocka_unit_test(fast_path_table),
+		cmocka_unit_test(fast_path_regress_corpus),
 		cmocka_unit_test(timing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
