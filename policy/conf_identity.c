@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "policy/classes.h"
+#include "policy/host.h"
 #include "policy/value.h"
 
 #define AUDIENCE_MAX 1024
@@ -16,6 +17,7 @@
 #define UID_MIN 1000
 #define UID_MAX 2147483646u
 #define UID_NOBODY 65534
+#define HOME_MAX 1024
 
 enum { O_ISSUER, O_AUDIENCE, O_CA_FILE, O_ALGORITHMS, O_LEEWAY, O_GROUPS_CLAIM, O_MAX_SESSION };
 static const struct key_def oidc_keys[] = {
@@ -177,18 +179,27 @@ void conf_identity(struct loader *L, const struct ini_section *s, struct pol_ide
 				ld_invalid(L, e, "a uid other than 65534 (nobody)");
 				break;
 			}
-			if (ld_u32(L, e, UID_MIN, UID_MAX, &id->uid))
+			if (ld_u32(L, e, UID_MIN, UID_MAX, &id->uid)) {
 				id->has_uid = true;
+				id->uid_origin = (struct pol_origin){ id->origin.file, e->line };
+			}
 			break;
 		case I_HOME:
 			home = e;
-			(void)ld_path(L, e, &id->home);
+			/* It becomes a field of a passwd line. */
+			if (strchr(e->value, ':') || strlen(e->value) > HOME_MAX)
+				ld_invalid(L, e, "an absolute path of at most 1024 bytes without a colon");
+			else
+				(void)ld_path(L, e, &id->home);
 			break;
 		default:
 			break;
 		}
 	}
 	ld_require(L, identity_keys, ARRAY_SIZE(identity_keys), seen);
+	if (id->has_uid && val_unix_name(s->name) && !nss_name_valid(s->name))
+		ld_err(L, s->line, "%s has uid =, so NSS publishes its name; expected a name of "
+		       "[a-z_][a-z0-9_.-]* (lower case)", L->label);
 	if (home && !(seen & (UINT64_C(1) << I_UID)))
 		ld_err(L, home->line, "home in %s only applies to accounts NSS provides; expected uid = "
 		       "as well, or no home", L->label);

@@ -84,6 +84,7 @@ struct pol_identity {
 	bool has_uid;
 	uint32_t uid;   /* only when NSS should provide the account */
 	char *home;     /* default /nonexistent */
+	struct pol_origin uid_origin; /* line 0 when not set */
 };
 
 enum conn_type {
