@@ -6,7 +6,7 @@ systemdsystemunit_DATA = data/sluiced.service
 dbussystemservicesdir = $(datadir)/dbus-1/system-services
 dbussystemservices_DATA = data/org.sluice.Agent1.service
 EXTRA_DIST += data/org.sluice.Agent1.conf data/org.sluice.Agent1.xml data/sluiced.service.in \
-	data/org.sluice.Agent1.service.in data/sysusers.conf data/sluice.conf
+	data/org.sluice.Agent1.service.in data/sysusers.conf data/sluice.conf data/nsswitch.conf
 CLEANFILES += data/sluiced.service data/org.sluice.Agent1.service
 
 data/sluiced.service: $(srcdir)/data/sluiced.service.in Makefile
