@@ -8,8 +8,10 @@
 
 #include "agent/audit.h"
 #include "agent/grant.h"
+#include "agent/nss.h"
 #include "agent/session.h"
 #include "common/log.h"
+#include "policy/host.h"
 
 #define STOP_GRACE_US 300000 /* time for FATALs to reach clients at shutdown */
 
@@ -67,6 +69,9 @@ int agent_load_policy(struct agent *a, const char *path, struct policy **out, st
 	if (r < 0)
 		return r;
 	if (policy_check_enforceable(p, errs) > 0)
+		r = -EINVAL;
+	/* Service identities published through NSS must not shadow the host's. */
+	if (policy_check_host(p, HOST_PASSWD_FILE, HOST_GROUP_FILE, errs) > 0)
 		r = -EINVAL;
 	/* What only the agent can check: the credentials it will hold. */
 	for (size_t i = 0; i < p->n_connections; i++) {
@@ -134,6 +139,8 @@ int agent_reload(struct agent *a, struct agent_err *err)
 	agent_event(a, "config.reloaded", NULL, NULL, NULL, NULL, "%s", a->config_path);
 	/* A session whose binding went ends, with its grants. */
 	sessions_check_bindings(a);
+	/* Identities, the prefix or gid_range may have changed. */
+	nss_publish(a, true);
 	return 0;
 }
 

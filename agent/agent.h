@@ -15,6 +15,7 @@ struct audit;
 struct bus;
 struct resolver;
 struct grant;
+struct nss;
 struct session;
 struct verifier;
 
@@ -39,6 +40,7 @@ struct agent {
 	struct list_node sessions;   /* struct session.node, live sessions */
 	struct verifier *verifier;   /* token verification, off the loop */
 	struct approvals *approvals; /* approval.c: pending and recently decided approvals */
+	struct nss *nss;             /* nss.c: the snapshot libnss_sluice reads */
 	unsigned n_grants;
 	unsigned n_sessions;
 	unsigned n_conns;            /* live client connections, all grants */

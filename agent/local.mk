@@ -6,6 +6,9 @@ agent_sluiced_SOURCES = \
 	agent/api.c agent/api.h \
 	agent/identity.c agent/identity.h \
 	agent/session.c agent/session.h \
+	agent/nss.c agent/nss.h \
+	agent/nss_snapshot.c agent/nss_snapshot.h \
+	agent/nss_gids.c agent/nss_gids.h \
 	agent/verify.c agent/verify.h \
 	agent/bus.c agent/bus.h \
 	agent/busmsg.c agent/busmsg.h \

@@ -19,6 +19,7 @@
 #include "agent/bus.h"
 #include "agent/grant.h"
 #include "agent/guard.h"
+#include "agent/nss.h"
 #include "agent/resolve.h"
 #include "agent/session.h"
 #include "agent/verify.h"
@@ -272,6 +273,10 @@ int main(int argc, char **argv)
 		log_err("%s", err);
 		goto out;
 	}
+	if (nss_start(a, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		goto out;
+	}
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGTERM);
@@ -323,6 +328,8 @@ out:
 	a->verifier = verifier_stop(a->verifier);
 	guard_worker_stop();
 	a->bus = bus_close(a->bus);
+	/* The sessions are gone: their groups leave the snapshot. */
+	nss_stop(a);
 	sigw = loop_watch_del(sigw);
 	if (sc.fd >= 0)
 		close(sc.fd);

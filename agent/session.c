@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "agent/grant.h"
+#include "agent/nss.h"
 #include "common/duration.h"
 #include "common/log.h"
 
@@ -177,6 +178,8 @@ int session_open(struct agent *a, uid_t uid, const char *user, const struct sess
 		    s->issuer, s->groups_json, left);
 	log_info("session %s: %s (uid %u) as %s, for %s", s->id, s->user, (unsigned)s->uid,
 		 s->subject, left);
+	/* Its groups are local groups now. */
+	nss_publish(a, false);
 	if (a->on_session_state)
 		a->on_session_state(a, s);
 	*out = s;
@@ -216,6 +219,8 @@ int session_refresh(struct session *s, const struct session_identity *id, struct
 	duration_format((uint64_t)MAX(0, (s->expires_us - now_us()) / 1000000), left, sizeof(left));
 	agent_event(s->agent, "session.refreshed", NULL, &s->uid, s->user, NULL,
 		    "session %s; groups %s; expires in %s", s->id, s->groups_json, left);
+	/* The new token's groups may differ. */
+	nss_publish(s->agent, false);
 	return 0;
 }
 
@@ -238,6 +243,8 @@ void session_end(struct session *s, const char *reason)
 	}
 	agent_event(a, "session.ended", NULL, &s->uid, s->user, NULL, "session %s; %s", s->id, reason);
 	log_info("session %s of %s ended: %s", s->id, s->user, reason);
+	/* Offboarding in the IdP shows on the host once the session is gone. */
+	nss_publish(a, false);
 	if (a->on_session_state)
 		a->on_session_state(a, s);
 	session_free(s);

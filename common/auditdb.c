@@ -69,6 +69,12 @@ static const char *const migrations[] = {
 	"CREATE INDEX events_ts ON events(ts_us);"
 	"CREATE INDEX events_user ON events(\"user\");"
 	"CREATE INDEX events_grant ON events(grant_id);",
+	/* v2: the gids sluiced gives the IdP groups it publishes through NSS
+	 * (agent/nss_gids.c). Not chained: a row is not a record of what
+	 * happened but a promise kept for good (a name keeps its gid, a gid
+	 * never goes to another name), so rows are never updated or deleted. */
+	"CREATE TABLE nss_groups ("
+	" name TEXT PRIMARY KEY, gid INTEGER UNIQUE NOT NULL, first_seen_us INTEGER NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)ARRAY_SIZE(migrations))
 /* PRAGMA application_id: "slcA", so a foreign SQLite file is not mistaken for ours. */

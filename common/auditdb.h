@@ -9,6 +9,8 @@
  *          decision, rule, outcome, sqlstate, error, rows, duration_us,
  *          subject, issuer, groups)
  *   events(id, ts_us, kind, grant_id, uid, user, connection, detail)
+ * and, not chained, nss_groups(name, gid, first_seen_us): the gids of
+ * published IdP groups (agent/nss_gids.h).
  * Timestamps are microseconds since the epoch (UTC). Each table is its own
  * chain: hash = SHA-256(prev_hash || canonical encoding of the row's
  * columns), prev_hash of the first row is 32 zero bytes. The schema version

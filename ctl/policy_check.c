@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "policy/host.h"
 #include "policy/policy.h"
 
 static const char *plural(size_t n, const char *one, const char *many)
@@ -72,9 +73,10 @@ int cmd_policy(struct ctl *ctl, int argc, char **argv)
 		return ctl_usage_error("the file name is empty");
 
 	r = policy_load(file, &p, &errs);
-	if (r == 0)
+	if (r == 0) {
 		(void)policy_check_enforceable(p, &errs);
-	else if (errs.n == 0)
+		(void)policy_check_host(p, HOST_PASSWD_FILE, HOST_GROUP_FILE, &errs);
+	} else if (errs.n == 0)
 		/* policy_load always explains; never report success on a failure */
 		ctl_err("%s: %s", file, strerror(-r));
 
