@@ -414,16 +414,27 @@ static void gids_not_given_when_the_database_refuses(void **state)
 	nss_gids_close(g);
 }
 
-/* A database made before the table existed (schema v1) gains it. */
+/* A database made before the table existed (schema v1, as the first
+ * release wrote it) gains it. */
 static void gids_migrate_from_v1(void **state)
 {
 	struct fixture *fx = *state;
 	sqlite3 *db = NULL;
-	char *err = NULL;
 
-	assert_int_equal(auditdb_open(fx->db, false, &db, &err), 0);
-	assert_int_equal(sqlite3_exec(db, "DROP TABLE nss_groups; PRAGMA user_version = 1", NULL, NULL, NULL),
-			 SQLITE_OK);
+	assert_int_equal(sqlite3_open(fx->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+		"CREATE TABLE grants (id INTEGER PRIMARY KEY, grant_id TEXT, created_us INTEGER, uid INTEGER,"
+		" \"user\" TEXT, connection TEXT, protocol TEXT, expires_us INTEGER, \"schema\" TEXT,"
+		" reason TEXT, subject TEXT, issuer TEXT, \"groups\" TEXT, prev_hash BLOB NOT NULL,"
+		" hash BLOB NOT NULL);"
+		"CREATE TABLE statements (id INTEGER PRIMARY KEY, ts_us INTEGER, grant_id TEXT, uid INTEGER,"
+		" \"user\" TEXT, connection TEXT, conn_serial INTEGER, sql TEXT, decision TEXT, rule TEXT,"
+		" outcome TEXT, sqlstate TEXT, error TEXT, \"rows\" INTEGER, duration_us INTEGER,"
+		" subject TEXT, issuer TEXT, \"groups\" TEXT, prev_hash BLOB NOT NULL, hash BLOB NOT NULL);"
+		"CREATE TABLE events (id INTEGER PRIMARY KEY, ts_us INTEGER, kind TEXT, grant_id TEXT,"
+		" uid INTEGER, \"user\" TEXT, connection TEXT, detail TEXT, prev_hash BLOB NOT NULL,"
+		" hash BLOB NOT NULL);"
+		"PRAGMA user_version = 1; PRAGMA application_id = 1936483137;", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	struct nss_gids *g = gids_open(fx->db);
 	const char *names[] = { "idp-a" };
