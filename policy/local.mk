@@ -20,10 +20,11 @@ policy_libsluice_policy_la_SOURCES = \
 	policy/conf_identity.c \
 	policy/conf_connection.c \
 	policy/conf_rules.c \
-	policy/host.h policy/host.c
-policy_libsluice_policy_la_CFLAGS = $(AM_CFLAGS)
-# classify.c parses SQL with libpg_query.
-policy_libsluice_policy_la_LIBADD = policy/libsluice-pgraw.la $(PG_QUERY_LIBS)
+	policy/host.h policy/host.c \
+	policy/maskval.h policy/maskval.c
+policy_libsluice_policy_la_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
+# classify.c parses SQL with libpg_query; maskval.c keys HMAC-SHA256 with OpenSSL.
+policy_libsluice_policy_la_LIBADD = policy/libsluice-pgraw.la $(PG_QUERY_LIBS) $(OPENSSL_LIBS)
 
 # The classifier's fast path reads the parse tree through PostgreSQL's own
 # headers; they stay out of every other file's include path.
