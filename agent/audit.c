@@ -421,7 +421,8 @@ void audit_statement(struct audit *a, const struct audit_statement *s, size_t si
 	r = rec_new(REC_STATEMENT, str_size(s->grant_id) + str_size(s->user) + str_size(s->connection) +
 			   (s->sql ? sql_len + 1 : 0) + str_size(s->decision) + str_size(s->rule) +
 			   str_size(s->outcome) + str_size(s->sqlstate) + str_size(s->error) +
-			   str_size(s->subject) + str_size(s->issuer) + str_size(s->groups));
+			   str_size(s->subject) + str_size(s->issuer) + str_size(s->groups) +
+			   (s->result ? s->result_len : 0));
 	if (r) {
 		p = r->data;
 		r->u.s = (struct auditdb_statement_row){
@@ -443,6 +444,12 @@ void audit_statement(struct audit *a, const struct audit_statement *s, size_t si
 		r->u.s.subject = PUT(p, s->subject);
 		r->u.s.issuer = PUT(p, s->issuer);
 		r->u.s.groups = PUT(p, s->groups);
+		if (s->result) {
+			memcpy(p, s->result, s->result_len);
+			r->u.s.result = p;
+			r->u.s.result_len = s->result_len;
+			p += s->result_len;
+		}
 	}
 
 	pthread_mutex_lock(&a->lock);

@@ -46,6 +46,10 @@ struct audit_statement {
 	int64_t duration_us;     /* -1 when not executed */
 	/* Identity (filled once sessions exist; NULL before). */
 	const char *subject, *issuer, *groups;
+	/* What the client was sent back (agent/pgrecord.h), NULL when nothing
+	 * was recorded. Copied. */
+	const void *result;
+	size_t result_len;
 };
 
 struct audit_event {

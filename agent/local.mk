@@ -23,9 +23,9 @@ agent_sluiced_SOURCES = \
 	agent/pgproxy.c \
 	agent/pgupstream.c \
 	agent/pgtrack.c \
+	agent/pgrecord.h agent/pgrecord.c \
 	agent/pgclient.c \
 	agent/guard.c agent/guard.h \
-	agent/pgenc.c agent/pgenc.h \
 	agent/pgauth.c agent/pgauth.h \
 	agent/tls.c agent/tls.h
 nodist_agent_sluiced_SOURCES = agent/introspect.c

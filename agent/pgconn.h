@@ -57,6 +57,7 @@ struct pg_pipe {
 	bool blocked;          /* the destination would block: wait for writable */
 	bool eof;              /* the source closed */
 	bool secret;           /* carried auth messages: wipe when released */
+	struct pgrec *tap;     /* s2c: the streaming DataRow is also copied here (pgrecord.h) */
 };
 
 /* An SQL text shared by a prepared statement, the portals bound to it and
@@ -96,6 +97,7 @@ struct pend {
 	bool local_rfq;          /* LOCAL: then ReadyForQuery with the current status */
 	bool subst;              /* QUERY/PARSE sent in a refused message's place: the
 				    server's error is replaced by ours (local) */
+	struct pgrec *rec;       /* QUERY/EXECUTE: the current statement's result, recorded */
 };
 
 /* Name -> sqltext, for prepared statements and portals. */
@@ -168,6 +170,8 @@ struct pgconn {
 	size_t pre_len;
 	char txn_status;         /* from the last ReadyForQuery: I, T or E */
 	iconv_t enc;             /* client_encoding -> UTF-8 for the audit, or (iconv_t)-1 */
+	char client_enc[32];     /* its name, as the server reported it ("" = not yet) */
+	struct buf desc;         /* the RowDescription answering the last Describe (pgrecord.h) */
 	uint64_t n_statements;
 	int64_t connected_us;
 	const char *end_reason;

@@ -13,6 +13,7 @@
 
 #include "agent/audit.h"
 #include "agent/pgconn.h"
+#include "agent/pgrecord.h"
 #include "agent/pgwire.h"
 #include "common/log.h"
 
@@ -104,6 +105,7 @@ static void conn_free(struct pgconn *c)
 	buf_release(&c->hello, 0);
 	buf_release(&c->emit, 0);
 	buf_release(&c->subst, 0);
+	buf_release(&c->desc, 0);
 	free(c->refuse_why);
 	free(c->app_name);
 	if (c->enc != (iconv_t)-1)
@@ -422,11 +424,17 @@ static int pipe_next(struct pgconn *c, struct pg_pipe *p, const char *from, char
 
 	while (p->stream_left > 0 && p->scan < p->b.len) {
 		size_t take = (size_t)MIN(p->stream_left, (uint64_t)(p->b.len - p->scan));
+		if (p->tap)
+			pg_rec_tap(p->tap, p->b.data + p->scan, take);
 		if (p->stream_drop)
 			pipe_cut(p, p->scan, take);
 		else
 			p->scan += take;
 		p->stream_left -= take;
+		if (p->stream_left == 0 && p->tap) {
+			pg_rec_row_done(p->tap);
+			p->tap = NULL;
+		}
 	}
 	if (p->stream_left > 0)
 		return 0;
@@ -537,7 +545,7 @@ static int scan_server(struct pgconn *c)
 		m = p->b.data + p->scan;
 		len = (uint32_t)(total - 1);
 		if (c->state == PGS_READY && (type == 'D' || type == 'd')) {
-			act = pg_track_server(c, type, NULL, 0);
+			act = pg_track_server(c, type, NULL, total);
 			if (act == PG_CLOSE)
 				return 0;
 			p->stream_left = total;

@@ -12,7 +12,8 @@
 #include "agent/audit.h"
 #include "agent/guard.h"
 #include "agent/pgconn.h"
-#include "agent/pgenc.h"
+#include "common/pgenc.h"
+#include "agent/pgrecord.h"
 #include "agent/pgwire.h"
 #include "common/log.h"
 
@@ -56,6 +57,7 @@ static void pend_clear(struct pgconn *c, struct pend *e)
 		audit_unreserve(c->agent->audit, e->hint);
 	sqltext_unref(e->sql);
 	guard_class_unref(e->cls);
+	pg_rec_free(c, e);
 	free(e->rule);
 	free(e->name);
 	buf_release(&e->local, 0);
@@ -95,6 +97,7 @@ void pg_note_parameter(struct pgconn *c, const uint8_t *body, size_t n)
 
 	if (!value || strcmp(name, "client_encoding") != 0)
 		return;
+	snprintf(c->client_enc, sizeof(c->client_enc), "%s", value);
 	if (c->enc != (iconv_t)-1)
 		iconv_close(c->enc);
 	c->enc = (iconv_t)-1;
@@ -108,9 +111,12 @@ static void record(struct pgconn *c, struct pend *e, const char *sql, size_t len
 {
 	struct grant *g = c->gc.grant;
 	char *utf8 = NULL;
+	const void *result;
+	size_t result_len;
 
 	if (e->reserved == 0)
 		return; /* more answers than we counted statements: nothing to do */
+	result = pg_rec_result(c, e, o->executed && o->tag, &result_len);
 	/* The audit shows the text the server ran, in UTF-8; bytes that do not
 	 * convert are kept as sent. */
 	if (c->enc != (iconv_t)-1 && sql && pgenc_to_utf8(c->enc, sql, len, &utf8, &len) == 0)
@@ -123,8 +129,10 @@ static void record(struct pgconn *c, struct pend *e, const char *sql, size_t len
 		.outcome = o->tag, .sqlstate = o->sqlstate,
 		.error = o->error, .rows = o->rows,
 		.duration_us = o->executed ? mono_us() - e->t0 : -1,
-		.subject = g->subject, .issuer = g->issuer, .groups = g->groups_json }, e->hint);
+		.subject = g->subject, .issuer = g->issuer, .groups = g->groups_json,
+		.result = result, .result_len = result_len }, e->hint);
 	free(utf8);
+	pg_rec_free(c, e);
 	e->reserved--;
 	c->n_statements++;
 }
@@ -388,9 +396,11 @@ enum pg_action pg_track_server(struct pgconn *c, char type, const uint8_t *body,
 	struct pend *e = fifo_head(c);
 
 	switch (type) {
-	case 'D': /* DataRow: header only */
-		if (e)
+	case 'D': /* DataRow: header only (n is its size); it streams */
+		if (e) {
 			e->rows++;
+			c->s2c.tap = pg_rec_row(c, e, n);
+		}
 		return PG_STREAM;
 	case 'd':
 		return PG_STREAM;
@@ -415,6 +425,7 @@ enum pg_action pg_track_server(struct pgconn *c, char type, const uint8_t *body,
 			return pop_and_emit(c) < 0 ? pg_oom_close(c) : PG_FORWARD;
 		return PG_FORWARD;
 	case '2': /* BindComplete */
+		pg_rec_bound(c);
 		if (e && e->kind == PEND_BIND)
 			return pop_and_emit(c) < 0 ? pg_oom_close(c) : PG_FORWARD;
 		return PG_FORWARD;
@@ -424,13 +435,18 @@ enum pg_action pg_track_server(struct pgconn *c, char type, const uint8_t *body,
 		return PG_FORWARD;
 	case 'T': /* RowDescription */
 	case 'n': /* NoData */
-		if (e && e->kind == PEND_DESCRIBE)
+		if (e && e->kind == PEND_DESCRIBE) {
+			pg_rec_described(c, type == 'T' ? body : NULL, n);
 			return pop_and_emit(c) < 0 ? pg_oom_close(c) : PG_FORWARD;
+		}
+		if (e && type == 'T' && (e->kind == PEND_QUERY || e->kind == PEND_EXECUTE))
+			pg_rec_description(c, e, body, n);
 		return PG_FORWARD;
 	case 'Z': /* ReadyForQuery */
 		if (n != 1)
 			return server_violation(c, type);
 		c->txn_status = (char)body[0];
+		pg_rec_forget_description(c);
 		/* Entries still before the Sync/Query this answers did not run. */
 		while ((e = fifo_head(c)) && e->kind != PEND_SYNC && e->kind != PEND_QUERY) {
 			complete_rest(c, e, "not executed");

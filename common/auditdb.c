@@ -18,6 +18,9 @@ struct table {
 	const char *name;
 	const char *const *cols;  /* id first; prev_hash and hash not listed */
 	size_t ncols;
+	size_t nhashed;           /* columns [0, nhashed) are always hashed; later ones
+				   * (added by a later schema) only when not NULL, so
+				   * rows written before them keep their hash */
 	const char *ts_col;       /* for filter.since_us */
 	bool has_decision;
 };
@@ -30,15 +33,19 @@ static const char *const statement_cols[] = {
 	"id", "ts_us", "grant_id", "uid", "\"user\"", "connection", "conn_serial",
 	"sql", "decision", "rule", "outcome", "sqlstate", "error", "\"rows\"",
 	"duration_us", "subject", "issuer", "\"groups\"",
+	"result", /* v3 */
 };
 static const char *const event_cols[] = {
 	"id", "ts_us", "kind", "grant_id", "uid", "\"user\"", "connection", "detail",
 };
 
 static const struct table tables[T_COUNT] = {
-	[T_GRANTS] = { "grants", grant_cols, ARRAY_SIZE(grant_cols), "created_us", false },
-	[T_STATEMENTS] = { "statements", statement_cols, ARRAY_SIZE(statement_cols), "ts_us", true },
-	[T_EVENTS] = { "events", event_cols, ARRAY_SIZE(event_cols), "ts_us", false },
+	[T_GRANTS] = { "grants", grant_cols, ARRAY_SIZE(grant_cols), ARRAY_SIZE(grant_cols),
+		       "created_us", false },
+	[T_STATEMENTS] = { "statements", statement_cols, ARRAY_SIZE(statement_cols),
+			   ARRAY_SIZE(statement_cols) - 1, "ts_us", true },
+	[T_EVENTS] = { "events", event_cols, ARRAY_SIZE(event_cols), ARRAY_SIZE(event_cols),
+		       "ts_us", false },
 };
 #define MAX_COLS ARRAY_SIZE(statement_cols)
 
@@ -75,6 +82,9 @@ static const char *const migrations[] = {
 	 * never goes to another name), so rows are never updated or deleted. */
 	"CREATE TABLE nss_groups ("
 	" name TEXT PRIMARY KEY, gid INTEGER UNIQUE NOT NULL, first_seen_us INTEGER NOT NULL);",
+	/* v3: what the client was sent back, as far as recorded (agent/pgrecord.h):
+	 * hashed with its row when not NULL. */
+	"ALTER TABLE statements ADD COLUMN result BLOB;",
 };
 #define SCHEMA_VERSION ((int)ARRAY_SIZE(migrations))
 /* PRAGMA application_id: "slcA", so a foreign SQLite file is not mistaken for ours. */
@@ -172,6 +182,8 @@ static int row_hash(int t, const uint8_t prev[AUDITDB_HASH_LEN], const struct va
 	/* The same byte stream as one update per header and value, in fewer
 	 * calls: headers and integers are gathered, text flushes them first. */
 	for (size_t k = 0; ok && k < n; k++) {
+		if (k >= tables[t].nhashed && v[k].type == SQLITE_NULL)
+			continue;
 		if (h + 9 > sizeof(hdr)) {
 			ok = EVP_DigestUpdate(ctx, hdr, h) == 1;
 			h = 0;
@@ -444,7 +456,8 @@ static int prepare_select(sqlite3 *db, int t, const struct auditdb_filter *f, sq
 	if (w < 0 || (size_t)w >= sizeof(sql))
 		return -ENAMETOOLONG;
 	len = (size_t)w;
-	w = snprintf(sql + len, sizeof(sql) - len, "%s%s%s%s%s%s%s",
+	w = snprintf(sql + len, sizeof(sql) - len, "%s%s%s%s%s%s%s%s",
+		     f && f->id > 0 ? " AND id = ?" : "",
 		     f && f->since_us > 0 ? " AND " : "", f && f->since_us > 0 ? tables[t].ts_col : "",
 		     f && f->since_us > 0 ? " >= ?" : "",
 		     f && f->user ? " AND \"user\" = ?" : "",
@@ -461,6 +474,8 @@ static int prepare_select(sqlite3 *db, int t, const struct auditdb_filter *f, sq
 			return -ENAMETOOLONG;
 	}
 	rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc == SQLITE_OK && f && f->id > 0)
+		rc = sqlite3_bind_int64(st, ++bind, f->id);
 	if (rc == SQLITE_OK && f && f->since_us > 0)
 		rc = sqlite3_bind_int64(st, ++bind, f->since_us);
 	if (rc == SQLITE_OK && f && f->user)
@@ -499,8 +514,10 @@ static void read_statement(sqlite3_stmt *st, struct auditdb_statement_row *r)
 		.outcome = col_text(st, 10), .sqlstate = col_text(st, 11), .error = col_text(st, 12),
 		.rows = col_opt_int(st, 13), .duration_us = col_opt_int(st, 14),
 		.subject = col_text(st, 15), .issuer = col_text(st, 16), .groups = col_text(st, 17),
+		.result = sqlite3_column_blob(st, 18),
 	};
 	r->sql_len = r->sql ? (size_t)sqlite3_column_bytes(st, 7) : 0;
+	r->result_len = r->result ? (size_t)sqlite3_column_bytes(st, 18) : 0;
 }
 
 static void read_event(sqlite3_stmt *st, struct auditdb_event_row *r)
@@ -693,6 +710,9 @@ static int insert_row(sqlite3 *db, struct auditdb_chain *c, int t, struct val *v
 		case SQLITE_TEXT:
 			rc = sqlite3_bind_text64(st, i, v[k].p, v[k].n, SQLITE_STATIC, SQLITE_UTF8);
 			break;
+		case SQLITE_BLOB:
+			rc = sqlite3_bind_blob64(st, i, v[k].p, v[k].n, SQLITE_STATIC);
+			break;
 		default:
 			rc = sqlite3_bind_null(st, i);
 			break;
@@ -726,6 +746,8 @@ int auditdb_insert_statement(sqlite3 *db, struct auditdb_chain *c, const struct 
 		v_text(r->decision), v_text(r->rule), v_text(r->outcome), v_text(r->sqlstate),
 		v_text(r->error), v_opt_int(r->rows), v_opt_int(r->duration_us), v_text(r->subject),
 		v_text(r->issuer), v_text(r->groups),
+		r->result ? (struct val){ .type = SQLITE_BLOB, .p = r->result, .n = r->result_len }
+			  : (struct val){ .type = SQLITE_NULL },
 	};
 	_Static_assert(ARRAY_SIZE(v) == ARRAY_SIZE(statement_cols), "statement columns");
 	return insert_row(db, c, T_STATEMENTS, v);

@@ -7,7 +7,7 @@
  *          expires_us, schema, reason, subject, issuer, groups)
  *   statements(id, ts_us, grant_id, uid, user, connection, conn_serial, sql,
  *          decision, rule, outcome, sqlstate, error, rows, duration_us,
- *          subject, issuer, groups)
+ *          subject, issuer, groups, result)
  *   events(id, ts_us, kind, grant_id, uid, user, connection, detail)
  * and, not chained, nss_groups(name, gid, first_seen_us): the gids of
  * published IdP groups (agent/nss_gids.h).
@@ -22,7 +22,9 @@
  *   type byte (SQLite's storage class: 1 INTEGER, 2 FLOAT, 3 TEXT, 4 BLOB,
  *   5 NULL) followed by nothing for NULL, 8 big-endian bytes for INTEGER
  *   (FLOAT: its IEEE-754 bits), or an 8-byte big-endian length and the
- *   bytes for TEXT/BLOB. Ids run 1, 2, 3, ... without gaps. Unknown values
+ *   bytes for TEXT/BLOB. A column a later schema added (statements.result,
+ *   v3) is left out of the encoding when NULL, so rows written before it
+ *   keep their hash. Ids run 1, 2, 3, ... without gaps. Unknown values
  *   (rows, duration_us, an event's uid) are stored as NULL. */
 #pragma once
 #include <stdbool.h>
@@ -39,6 +41,7 @@
 int auditdb_open(const char *path, bool readonly, sqlite3 **out, char **err) WUR;
 
 struct auditdb_filter {
+	int64_t id;              /* > 0: only the row with this id */
 	int64_t since_us;        /* 0 = no lower bound */
 	const char *user;        /* NULL = any */
 	const char *grant_id;    /* NULL = any */
@@ -60,6 +63,10 @@ struct auditdb_statement_row {
 	const char *subject, *issuer, *groups;
 	size_t sql_len;              /* bytes of sql (added): filled by the
 				      * queries; on insert 0 means strlen(sql) */
+	const void *result;          /* (v3) what the client was sent back, as
+				      * agent/pgrecord.h records it; NULL when
+				      * nothing was recorded */
+	size_t result_len;
 };
 
 struct auditdb_event_row {

@@ -4,6 +4,7 @@ common_libsluice_common_la_SOURCES = \
 	common/log.c common/log.h \
 	common/duration.c common/duration.h \
 	common/buf.c common/buf.h \
+	common/pgenc.c common/pgenc.h \
 	common/list.h
 common_libsluice_common_la_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS) $(DBUS_CFLAGS)
 common_libsluice_common_la_LIBADD = $(OPENSSL_LIBS) $(DBUS_LIBS)

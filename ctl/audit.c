@@ -16,7 +16,7 @@
 #define TABLE_CHUNK 1000
 
 /* The database path: --database, else [agent] database of the config. */
-static int database_path(const struct ctl *ctl, const char *opt, char **out)
+int ctl_audit_db_path(const struct ctl *ctl, const char *opt, char **out)
 {
 	struct pol_errors errs = { 0 };
 	struct policy *p = NULL;
@@ -52,7 +52,7 @@ static int database_path(const struct ctl *ctl, const char *opt, char **out)
 	return 0;
 }
 
-static int open_db(const char *path, sqlite3 **db)
+int ctl_audit_open(const char *path, sqlite3 **db)
 {
 	char *err = NULL;
 	int r;
@@ -98,7 +98,7 @@ static json_t *jnum(int64_t v)
 	return v >= 0 ? json_integer(v) : json_null();
 }
 
-static json_t *jtime(int64_t us)
+json_t *ctl_json_time(int64_t us)
 {
 	char buf[48];
 
@@ -137,7 +137,7 @@ static int statement_row(const struct auditdb_statement_row *s, void *ud)
 	if (o->ctl->json) {
 		json_t *j = json_pack("{s:I, s:o, s:o, s:I, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o, "
 				      "s:o, s:o, s:o, s:o, s:o, s:o}",
-				      "id", (json_int_t)s->id, "time", jtime(s->ts_us),
+				      "id", (json_int_t)s->id, "time", ctl_json_time(s->ts_us),
 				      "grant_id", jstr(s->grant_id), "uid", (json_int_t)s->uid,
 				      "user", jstr(s->user), "connection", jstr(s->connection),
 				      "conn_serial", (json_int_t)s->conn_serial, "sql", jstr(s->sql),
@@ -179,7 +179,7 @@ static int event_row(const struct auditdb_event_row *e, void *ud)
 	o->n++;
 	if (o->ctl->json) {
 		json_t *j = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
-				      "id", (json_int_t)e->id, "time", jtime(e->ts_us),
+				      "id", (json_int_t)e->id, "time", ctl_json_time(e->ts_us),
 				      "kind", jstr(e->kind), "grant_id", jstr(e->grant_id),
 				      "uid", jnum(e->uid), "user", jstr(e->user),
 				      "connection", jstr(e->connection), "detail", jstr(e->detail));
@@ -245,10 +245,10 @@ static int audit_list(struct ctl *ctl, int argc, char **argv)
 	f.grant_id = grant;
 	f.decision = decision;
 
-	r = database_path(ctl, database, &path);
+	r = ctl_audit_db_path(ctl, database, &path);
 	if (r != 0)
 		return r;
-	r = open_db(path, &db);
+	r = ctl_audit_open(path, &db);
 	if (r != 0)
 		return r;
 	if (!ctl->json) {
@@ -304,10 +304,10 @@ static int audit_verify(struct ctl *ctl, int argc, char **argv)
 		return r;
 	if (database && !*database)
 		return ctl_usage_error("--database needs a path");
-	r = database_path(ctl, database, &path);
+	r = ctl_audit_db_path(ctl, database, &path);
 	if (r != 0)
 		return r;
-	r = open_db(path, &db);
+	r = ctl_audit_open(path, &db);
 	if (r != 0)
 		return r;
 	r = auditdb_verify(db, &res);

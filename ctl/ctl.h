@@ -105,6 +105,8 @@ json_t *ctl_status_json(const struct dbusc_dict *s, int64_t now);
 /* A JSON string for s (null for NULL); bytes that are not UTF-8 become
  * U+FFFD. NULL on ENOMEM. */
 json_t *ctl_json_string(const char *s);
+/* An RFC 3339 UTC time with microseconds (ctl/audit.c). */
+json_t *ctl_json_time(int64_t us);
 /* Print j (pretty, newline-terminated) on out. */
 int ctl_print_json(json_t *j, FILE *out) WUR;
 /* Print j on stdout and release it: CTL_OK, or CTL_FAILED after saying so (ctl/main.c)
@@ -136,12 +138,19 @@ int ctl_bus_failed(struct dbusc_error *err);
 int ctl_bad_reply(const char *method, int r);
 
 /* ---- the commands ---- */
+/* The session database (ctl/audit.c): its path (--database, else [agent]
+ * database of the configuration) and a read-only handle; CTL_FAILED after
+ * saying why. */
+typedef struct sqlite3 sqlite3;
+int ctl_audit_db_path(const struct ctl *ctl, const char *opt, char **out) WUR;
+int ctl_audit_open(const char *path, sqlite3 **db) WUR;
 int cmd_status(struct ctl *ctl, int argc, char **argv);
 int cmd_reload(struct ctl *ctl, int argc, char **argv);
 int cmd_grant(struct ctl *ctl, int argc, char **argv);   /* grant request | grant show */
 int cmd_grants(struct ctl *ctl, int argc, char **argv);
 int cmd_revoke(struct ctl *ctl, int argc, char **argv);
 int cmd_audit(struct ctl *ctl, int argc, char **argv);   /* audit | audit verify */
+int cmd_replay(struct ctl *ctl, int argc, char **argv);  /* ctl/replay.c */
 int cmd_policy(struct ctl *ctl, int argc, char **argv);  /* policy check | policy explain */
 int cmd_policy_explain(struct ctl *ctl, int argc, char **argv); /* ctl/explain.c */
 int cmd_login(struct ctl *ctl, int argc, char **argv);

@@ -17,6 +17,7 @@ ctl_sluicectl_SOURCES = \
 	ctl/approvals.c \
 	ctl/status.c \
 	ctl/audit.c \
+	ctl/replay.c \
 	ctl/policy_check.c \
 	ctl/explain.c \
 	ctl/session.c \

@@ -53,6 +53,9 @@ static const char usage_text[] =
 	"                        list recorded statements, or grant events with --events\n"
 	"  audit verify [--database PATH]\n"
 	"                        check that no audit row was changed or removed\n"
+	"  replay GRANT_ID|STATEMENT_ID [--database PATH]\n"
+	"                        a grant's statements as they happened, with what each\n"
+	"                        sent back as far as it was recorded\n"
 	"\n"
 	"Policy:\n"
 	"  policy check [FILE]   validate a configuration (default: the one in use)\n"
@@ -161,6 +164,7 @@ static const struct {
 	{ "approve", cmd_approve },
 	{ "deny", cmd_deny },
 	{ "audit", cmd_audit },
+	{ "replay", cmd_replay },
 	{ "policy", cmd_policy },
 	{ "reload", cmd_reload },
 	{ "help", cmd_help },

@@ -17,7 +17,8 @@
 enum {
 	A_RUNTIME_DIR, A_DATABASE, A_USER, A_ADMINS, A_APPROVERS, A_MAX_GRANTS_PER_USER,
 	A_MAX_CONNECTIONS_PER_GRANT, A_MAX_MESSAGE_SIZE, A_MAX_PREPARED_STATEMENTS,
-	A_AUDIT_QUEUE, A_CONNECT_TIMEOUT, A_STARTUP_TIMEOUT, A_APPROVAL_WEBHOOK,
+	A_AUDIT_QUEUE, A_CONNECT_TIMEOUT, A_STARTUP_TIMEOUT, A_APPROVAL_WEBHOOK, A_RECORD_ROWS,
+	A_RECORD_BYTES,
 };
 static const struct key_def agent_keys[] = {
 	[A_RUNTIME_DIR] = { "runtime_dir", false, "an absolute directory" },
@@ -33,6 +34,8 @@ static const struct key_def agent_keys[] = {
 	[A_CONNECT_TIMEOUT] = { "connect_timeout", false, "a duration" },
 	[A_STARTUP_TIMEOUT] = { "startup_timeout", false, "a duration" },
 	[A_APPROVAL_WEBHOOK] = { "approval_webhook", false, "an https:// URL" },
+	[A_RECORD_ROWS] = { "record_rows", false, "a number" },
+	[A_RECORD_BYTES] = { "record_bytes", false, "a size" },
 };
 
 #define WEBHOOK_MAX 2048
@@ -100,6 +103,8 @@ void conf_agent_defaults(struct loader *L, struct pol_agent *a)
 	a->audit_queue = 65536;
 	a->connect_timeout = 10;
 	a->startup_timeout = 30;
+	a->record_rows = 20;
+	a->record_bytes = 16u << 10;
 }
 
 void conf_agent(struct loader *L, const struct ini_section *s, struct pol_agent *a)
@@ -154,6 +159,12 @@ void conf_agent(struct loader *L, const struct ini_section *s, struct pol_agent 
 			break;
 		case A_APPROVAL_WEBHOOK:
 			approval_webhook(L, e, a);
+			break;
+		case A_RECORD_ROWS:
+			(void)ld_u32(L, e, 0, 100000, &a->record_rows);
+			break;
+		case A_RECORD_BYTES:
+			(void)ld_size(L, e, 0, 1u << 20, &a->record_bytes);
 			break;
 		default:
 			break;

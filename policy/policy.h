@@ -51,6 +51,8 @@ struct pol_agent {
 	uint64_t connect_timeout;           /* seconds, default 10: upstream connect + auth */
 	uint64_t startup_timeout;           /* seconds, default 30: client startup packet */
 	char *approval_webhook;             /* optional: https:// URL (http:// only for localhost) POSTed a JSON notice per approval request */
+	uint32_t record_rows;               /* default 20: rows of each result kept for replay (0: none) */
+	uint32_t record_bytes;              /* default 16 KiB: cap on what is kept of one result */
 };
 
 enum sslmode {

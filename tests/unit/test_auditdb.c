@@ -432,7 +432,7 @@ static void migrations_and_reopen(void **state)
 	close(fd);
 	sqlite3 *db = open_rw(fx->path);
 	sqlite3_close(db);
-	assert_int_equal(raw_int(fx->path, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_int(fx->path, "PRAGMA user_version"), 3);
 	/* grants, statements, events, nss_groups (whose keys add two indexes) */
 	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"), 4);
 	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"), 10);
@@ -452,9 +452,79 @@ static void migrations_and_reopen(void **state)
 	/* Reopening keeps the data and the version. */
 	db = open_rw(fx->path);
 	sqlite3_close(db);
-	assert_int_equal(raw_int(fx->path, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_int(fx->path, "PRAGMA user_version"), 3);
 	assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM statements"), 10);
 	verify_expect(fx->path, true, NULL, 0, NULL);
+}
+
+struct got {
+	const uint8_t *want;
+	size_t n, len;
+	int64_t id;
+	bool same;
+};
+
+static int got_result(const struct auditdb_statement_row *row, void *ud)
+{
+	struct got *g = ud;
+
+	g->n++;
+	g->id = row->id;
+	g->len = row->result_len;
+	g->same = row->result && memcmp(row->result, g->want, row->result_len) == 0;
+	return 0;
+}
+
+static sqlite3 *open_ro(const char *path)
+{
+	sqlite3 *db = NULL;
+	char *err = NULL;
+
+	assert_int_equal(auditdb_open(path, true, &db, &err), 0);
+	assert_null(err);
+	return db;
+}
+
+/* statements.result (v3): hashed with its row when recorded; rows from
+ * before the column existed keep their hash. */
+static void recorded_results(void **state)
+{
+	struct fixture *fx = *state;
+	struct auditdb_chain c = { 0 };
+	static const uint8_t blob[] = { 'S', 'L', 'R', '1', 'U', 'T', 'F', '8', 0, 0, 'T', 0, 0, 0, 6, 0, 0 };
+	struct auditdb_statement_row r = stmt(99000, "alice", "g1", "allowed", "SELECT 1");
+	struct auditdb_filter f = { .id = 11 };
+	struct got got = { .want = blob };
+	sqlite3 *db = open_rw(fx->path);
+
+	populate(db, &c);
+	close_rw(db, &c);
+	/* The same rows as a v2 database wrote them: no result column. */
+	raw_exec(fx->path, "ALTER TABLE statements DROP COLUMN result; PRAGMA user_version = 2");
+	db = open_rw(fx->path); /* migrates to v3 again */
+	sqlite3_close(db);
+	assert_int_equal(raw_int(fx->path, "PRAGMA user_version"), 3);
+	verify_expect(fx->path, true, NULL, 0, NULL);
+
+	db = open_rw(fx->path);
+	r.result = blob;
+	r.result_len = sizeof(blob);
+	assert_int_equal(auditdb_insert_statement(db, &c, &r), 0);
+	close_rw(db, &c);
+	verify_expect(fx->path, true, NULL, 0, NULL);
+	db = open_ro(fx->path);
+	assert_int_equal(auditdb_each_statement(db, &f, got_result, &got), 0);
+	sqlite3_close(db);
+	assert_int_equal(got.n, 1);
+	assert_int_equal(got.id, 11);
+	assert_int_equal(got.len, sizeof(blob));
+	assert_true(got.same);
+
+	/* An edited result breaks the row's hash, and so does removing it. */
+	raw_exec(fx->path, "UPDATE statements SET result = x'00' WHERE id = 11");
+	verify_expect(fx->path, false, "statements", 11, "hash mismatch");
+	raw_exec(fx->path, "UPDATE statements SET result = NULL WHERE id = 11");
+	verify_expect(fx->path, false, "statements", 11, "hash mismatch");
 }
 
 static void refuses_unknown_versions(void **state)
@@ -569,6 +639,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(verify_catches_swapped_content, setup, teardown),
 		cmocka_unit_test_setup_teardown(verify_catches_replaced_hash, setup, teardown),
 		cmocka_unit_test_setup_teardown(migrations_and_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(recorded_results, setup, teardown),
 		cmocka_unit_test_setup_teardown(refuses_unknown_versions, setup, teardown),
 		cmocka_unit_test_setup_teardown(filters, setup, teardown),
 	};

@@ -1,5 +1,6 @@
 /* Client encodings: the audit stores SQL as UTF-8, whatever client_encoding
- * the client chose, so what it shows is the text the server executed. */
+ * the client chose, so what it shows is the text the server executed; replay
+ * converts recorded results the same way. */
 #pragma once
 #include <iconv.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 #include "config.h"
-#include "agent/pgenc.h"
+#include "common/pgenc.h"
 
 #include <errno.h>
 #include <stdlib.h>
