@@ -329,6 +329,11 @@ static void detect(struct loader *L, const struct ini_entry *e, struct pol_mask 
 		m->detect = bits;
 }
 
+static int yes_no_from_name(const char *v)
+{
+	return strcmp(v, "yes") == 0 ? 1 : strcmp(v, "no") == 0 ? 0 : -1;
+}
+
 static void mask_rule(struct loader *L, const struct ini_entry *e, struct pol_mask *m)
 {
 	struct pol_mask_rule *rule = &m->rules[m->n_rules];
@@ -337,8 +342,8 @@ static void mask_rule(struct loader *L, const struct ini_entry *e, struct pol_ma
 	int method, r;
 
 	if (!key_has_dot(e->key)) {
-		ld_err(L, e->line, "unknown key \"%.80s\" in %s; expected detect = DETECTORS or "
-		       "schema.table.column = METHOD", e->key, L->label);
+		ld_err(L, e->line, "unknown key \"%.80s\" in %s; expected detect = DETECTORS, strict = "
+		       "yes|no, hash_key_file = PATH or schema.table.column = METHOD", e->key, L->label);
 		return;
 	}
 	r = ident_split3(e->key, parts, &why);
@@ -391,11 +396,26 @@ void conf_mask(struct loader *L, const struct ini_section *s, struct pol_mask *m
 	for (size_t i = 0; i < s->n; i++) {
 		const struct ini_entry *e = &s->v[i];
 
-		if (strcmp(e->key, "detect") == 0)
+		int v;
+
+		if (strcmp(e->key, "detect") == 0) {
 			detect(L, e, m);
-		else
+		} else if (strcmp(e->key, "strict") == 0) {
+			if (ld_enum(L, e, "yes no", yes_no_from_name, &v))
+				m->strict = v == 1;
+		} else if (strcmp(e->key, "hash_key_file") == 0) {
+			(void)ld_path(L, e, &m->hash_key_file);
+		} else {
 			mask_rule(L, e, m);
+		}
 	}
+	for (size_t i = 0; i < m->n_rules && !m->hash_key_file; i++)
+		if (m->rules[i].method == MASK_HASH) {
+			ld_err(L, m->rules[i].origin.line, "%s.%s.%s = hash in %s needs the key: add "
+			       "hash_key_file = PATH (32 to 1024 bytes, mode 0600)", m->rules[i].schema,
+			       m->rules[i].table, m->rules[i].column, L->label);
+			break;
+		}
 }
 
 void conf_check_rules(struct loader *L)
@@ -427,4 +447,5 @@ void conf_free_mask(struct pol_mask *m)
 	}
 	free(m->rules);
 	free(m->connection);
+	free(m->hash_key_file);
 }

@@ -207,6 +207,8 @@ struct pol_mask {
 	struct pol_mask_rule *rules;
 	size_t n_rules;
 	uint32_t detect; /* enum detector bits */
+	bool strict;     /* strict = yes: refuse masked columns where their value can be inferred */
+	char *hash_key_file; /* hash_key_file = PATH: the key of the hash method (required by it) */
 };
 
 struct pol_nss {

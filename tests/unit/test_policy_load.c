@@ -184,7 +184,7 @@ static void values_and_comments(void **state)
 		CONN "port = 6432\nsslmode = verify-ca\n"
 		"[access a]\nconnection = orders-pg\nallow = svc\nmax_ttl = 1h30m\ndefault_ttl = 90s\n"
 		"schemas = ops \"Mixed Case\" OPS2\n"
-		"[mask orders-pg]\n\"Ops\".T.\"c\"\"q\" = hash\ndetect =\n"
+		"[mask orders-pg]\n\"Ops\".T.\"c\"\"q\" = hash\nhash_key_file = /k\nstrict = yes\ndetect =\n"
 		"[guardrail orders-pg]\nblock =\n"
 		"[nss]\ngroup_prefix = corp-\ngid_range = 1000-1000\n");
 
@@ -215,6 +215,8 @@ static void values_and_comments(void **state)
 	assert_string_equal(p->masks[0].rules[0].column, "c\"q");
 	assert_int_equal(p->masks[0].rules[0].method, MASK_HASH);
 	assert_int_equal(p->masks[0].detect, 0);
+	assert_true(p->masks[0].strict);
+	assert_string_equal(p->masks[0].hash_key_file, "/k");
 	assert_int_equal(p->guardrails[0].block, 0);
 	assert_int_equal(p->nss.gid_min, 1000);
 	assert_int_equal(p->nss.gid_max, 1000);
