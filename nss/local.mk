@@ -21,10 +21,19 @@ EXTRA_nss_libnss_sluice_la_DEPENDENCIES = nss/nss_sluice.map
 EXTRA_DIST += nss/nss_sluice.map
 
 # glibc loads the module by its .so.2 name; libtool's .la is of no use.
-install-exec-hook: install-exec-hook-nss-sluice
-install-exec-hook-nss-sluice:
+# A data hook: automake installs a directory whose name lacks "exec" with
+# install-data, after install-exec-hook has run.
+install-data-hook: install-data-hook-nss-sluice
+install-data-hook-nss-sluice:
 	rm -f $(DESTDIR)$(nssmoddir)/libnss_sluice.la
 uninstall-hook: uninstall-hook-nss-sluice
 uninstall-hook-nss-sluice:
 	rm -f $(DESTDIR)$(nssmoddir)/libnss_sluice.so.2
-.PHONY: install-exec-hook-nss-sluice uninstall-hook-nss-sluice
+.PHONY: install-data-hook-nss-sluice uninstall-hook-nss-sluice
+
+# bench/nss_lookup: getpwnam_r through the module with 1,000 entries, next
+# to glibc's files module (see bench/README.md). Built by `make check`,
+# run by hand from the build directory.
+check_PROGRAMS += bench/nss_lookup
+bench_nss_lookup_SOURCES = bench/nss_lookup.c $(NSS_SLUICE_SOURCES)
+bench_nss_lookup_CPPFLAGS = $(NSS_SLUICE_CPPFLAGS)

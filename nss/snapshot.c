@@ -120,6 +120,24 @@ static int parse_pw_line(char *line, struct snap_pw *e)
 	return 0;
 }
 
+/* A member is a local account name, which the host chose, not sluice:
+ * useradd --badname and directories allow more than the contract's names
+ * (upper case, '@'), and one such account must not make the group vanish
+ * for every other member. Printable ASCII without blanks, at most
+ * LOGIN_NAME_MAX - 1 bytes, not starting with '+' or '-' (the NIS markers
+ * of the compat syntax). */
+static int member_valid(const char *m, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len >= SNAP_MEMBER_MAX || m[0] == '+' || m[0] == '-')
+		return 0;
+	for (i = 0; i < len; i++)
+		if (m[i] <= ' ' || m[i] > '~')
+			return 0;
+	return 1;
+}
+
 /* Members: empty, or names separated by single commas. The line cap
  * already bounds them (a 4096-byte line holds at most 2048); the member cap
  * keeps holding if that one is ever raised. */
@@ -136,7 +154,7 @@ static int parse_members(char *list, uint32_t *nmem)
 		comma = strchr(p, ',');
 		if (comma)
 			*comma = '\0';
-		if (!snap_name_valid(p, strlen(p)) || n == SNAP_MEMBERS_MAX)
+		if (!member_valid(p, strlen(p)) || n == SNAP_MEMBERS_MAX)
 			return -1;
 		n++;
 		if (!comma)

@@ -17,6 +17,7 @@
 #define SNAP_LINE_MAX 4096u			/* longer (without '\n'): skipped */
 #define SNAP_MEMBERS_MAX 65536u		/* more members: the group is skipped */
 #define SNAP_NAME_MAX 32u
+#define SNAP_MEMBER_MAX 256u		/* LOGIN_NAME_MAX, with its NUL */
 
 enum snap_kind {
 	SNAP_PASSWD,
@@ -76,7 +77,8 @@ int snap_parse(struct snap *s, enum snap_kind kind, char *buf, size_t len);
 void snap_clear(struct snap *s);
 
 /* 1 when name is a name the contract allows: 1..32 bytes of [a-z0-9_.-],
- * starting with [a-z_], optionally ending with '$'. */
+ * starting with [a-z_], optionally ending with '$'. User and group names
+ * are held to it; group members (local accounts) to a looser rule. */
 int snap_name_valid(const char *name, size_t len);
 
 /* The first entry (file order) with that key, or NULL. */

@@ -305,12 +305,12 @@ def test_bad_lines_skipped(wrap, snap):
                  "nopw:secret:61101:61101::/h:/bin/sh\n"
                  "mcp-orders:x:61001:61001:sluice service identity:/nonexistent:/usr/sbin/nologin\n"
                  "cut:x:61102:61102::/nonex",
-                 group=HDR + "idp-x:x:880100:ok,Not-Ok\nidp-y:x:880101:ok\n")
+                 group=HDR + "idp-x:x:880100:ok,+nis\nidp-y:x:880101:ok,Local.User\n")
     assert lines(wrap.getent("passwd").check())[1:] == [
         "mcp-orders:x:61001:61001:sluice service identity:/nonexistent:/usr/sbin/nologin"]
     for name in ("Bad", "rootalias", "nopw", "cut"):
         assert wrap.getent("passwd", name).rc == 2, name
-    assert lines(wrap.getent("group").check())[1:] == ["idp-y:x:880101:ok"]
+    assert lines(wrap.getent("group").check())[1:] == ["idp-y:x:880101:ok,Local.User"]
 
 
 # --- glibc's own NSS ----------------------------------------------------------------------

@@ -439,7 +439,11 @@ static void bad_lines_skipped(void **state)
 		    "g-emptymember:x:880101:a,,b\n"
 		    "g-trailing:x:880102:a,\n"
 		    "g-leading:x:880103:,a\n"
-		    "g-badmember:x:880104:a,B\n"
+		    "g-plus:x:880104:a,+nis\n"
+		    "g-minus:x:880109:-a\n"
+		    "g-blank:x:880110:a b\n"
+		    "g-ctl:x:880111:a\x01\n"
+		    "g-ok-local:x:880112:Alice.B,svc@corp,x$\n"
 		    "g-pw:pw:880105:a\n"
 		    "g-gid0:x:0:a\n"
 		    "g-fields:x:880106\n"
@@ -450,6 +454,11 @@ static void bad_lines_skipped(void **state)
 	assert_string_equal(gr.gr_mem[1], "b_c");
 	assert_string_equal(gr.gr_mem[2], "d.e-f$");
 	assert_int_equal(grnam("g-ok2", &gr, buf, sizeof(buf), &err), NSS_STATUS_SUCCESS);
+	/* Members are the host's account names: its rules, not the contract's. */
+	assert_int_equal(grnam("g-ok-local", &gr, buf, sizeof(buf), &err), NSS_STATUS_SUCCESS);
+	assert_int_equal(count_mem(gr.gr_mem), 3);
+	assert_string_equal(gr.gr_mem[0], "Alice.B");
+	assert_string_equal(gr.gr_mem[1], "svc@corp");
 	n = 0;
 	assert_int_equal(_nss_sluice_setgrent(), NSS_STATUS_SUCCESS);
 	while (_nss_sluice_getgrent_r(&gr, buf, sizeof(buf), &err) == NSS_STATUS_SUCCESS) {
@@ -457,7 +466,7 @@ static void bad_lines_skipped(void **state)
 		n++;
 	}
 	_nss_sluice_endgrent();
-	assert_int_equal(n, 2);
+	assert_int_equal(n, 3);
 }
 
 /* A NUL inside a line must not cut it into something valid. */
@@ -536,8 +545,12 @@ static void assert_served_valid(const struct snap *s)
 			assert_true(snap_name_valid(e->name, strlen(e->name)));
 			assert_true(e->gid != 0);
 			for (k = 0; k < e->nmem; k++) {
-				assert_true(snap_name_valid(m, strlen(m)));
-				m += strlen(m) + 1;
+				size_t len = strlen(m), c;
+
+				assert_true(len > 0 && len < SNAP_MEMBER_MAX && m[0] != '+' && m[0] != '-');
+				for (c = 0; c < len; c++)
+					assert_true(m[c] > ' ' && m[c] <= '~' && m[c] != ':' && m[c] != ',');
+				m += len + 1;
 			}
 		}
 	}
