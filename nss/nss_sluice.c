@@ -430,6 +430,15 @@ static enum nss_status filled(int r, int *errnop)
 
 /* --- lookups --------------------------------------------------------------------- */
 
+/* glibc ignores errno with NOTFOUND; callers that do not (nss_wrapper
+ * turns a non-zero errno into the error it returns) get ENOENT, not
+ * whatever an unrelated call left there. */
+static enum nss_status not_found(int *errnop)
+{
+	*errnop = ENOENT;
+	return NSS_STATUS_NOTFOUND;
+}
+
 static enum nss_status pw_lookup(const char *name, uid_t uid, struct passwd *pw, char *buffer,
 				 size_t buflen, int *errnop)
 {
@@ -440,7 +449,7 @@ static enum nss_status pw_lookup(const char *name, uid_t uid, struct passwd *pw,
 	if (st != NSS_STATUS_SUCCESS)
 		return st;
 	e = name ? snap_pw_by_name(&ref->snap, name) : snap_pw_by_uid(&ref->snap, uid);
-	st = e ? filled(pw_fill(e, pw, buffer, buflen), errnop) : NSS_STATUS_NOTFOUND;
+	st = e ? filled(pw_fill(e, pw, buffer, buflen), errnop) : not_found(errnop);
 	db_release(&pw_db);
 	return st;
 }
@@ -455,7 +464,7 @@ static enum nss_status gr_lookup(const char *name, gid_t gid, struct group *gr, 
 	if (st != NSS_STATUS_SUCCESS)
 		return st;
 	e = name ? snap_gr_by_name(&ref->snap, name) : snap_gr_by_gid(&ref->snap, gid);
-	st = e ? filled(gr_fill(e, gr, buffer, buflen), errnop) : NSS_STATUS_NOTFOUND;
+	st = e ? filled(gr_fill(e, gr, buffer, buflen), errnop) : not_found(errnop);
 	db_release(&gr_db);
 	return st;
 }

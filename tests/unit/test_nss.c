@@ -107,6 +107,7 @@ static void pw_lookups(void **state)
 		  "/usr/sbin/nologin");
 
 	assert_int_equal(pwnam("root", &pw, buf, sizeof(buf), &err), NSS_STATUS_NOTFOUND);
+	assert_int_equal(err, ENOENT);
 	assert_int_equal(pwnam("mcp-order", &pw, buf, sizeof(buf), &err), NSS_STATUS_NOTFOUND);
 	assert_int_equal(pwnam("", &pw, buf, sizeof(buf), &err), NSS_STATUS_NOTFOUND);
 	assert_int_equal(_nss_sluice_getpwuid_r(0, &pw, buf, sizeof(buf), &err), NSS_STATUS_NOTFOUND);
@@ -136,6 +137,7 @@ static void gr_lookups(void **state)
 	assert_string_equal(gr.gr_name, "mcp-orders");
 
 	assert_int_equal(grnam("data-readers", &gr, buf, sizeof(buf), &err), NSS_STATUS_NOTFOUND);
+	assert_int_equal(err, ENOENT);
 	assert_int_equal(_nss_sluice_getgrgid_r(880005, &gr, buf, sizeof(buf), &err), NSS_STATUS_NOTFOUND);
 }
 
