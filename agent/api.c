@@ -50,6 +50,24 @@ int caller_resolve(struct agent *a, uid_t uid, struct caller *c)
 
 	memset(c, 0, sizeof(*c));
 	c->uid = uid;
+	/* A service identity declared in policy: its name, and its own group,
+	 * from policy (the agent never resolves through libnss_sluice). */
+	for (size_t i = 0; i < a->pol->p->n_identities; i++) {
+		const struct pol_identity *id = &a->pol->p->identities[i];
+
+		if (!id->has_uid || id->uid != uid)
+			continue;
+		snprintf(c->user, sizeof(c->user), "%s", id->name);
+		c->unix_groups = calloc(1, sizeof(char *));
+		if (!c->unix_groups || !(c->unix_groups[0] = strdup(id->name))) {
+			caller_clear(c);
+			return -ENOMEM;
+		}
+		c->n_unix_groups = 1;
+		facts_of(c, &f);
+		c->is_admin = principal_list_matches(&a->pol->p->agent.admins, &f);
+		return 0;
+	}
 	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &pwp) != 0 || !pwp) {
 		/* No account name: it can match no rule that names accounts. */
 		snprintf(c->user, sizeof(c->user), "#%u", (unsigned)uid);

@@ -67,17 +67,18 @@ static int resolve_target(struct agent *a, const struct caller *c, const char *u
 		return deny(a, x, err, "Denied", "%s (uid %u) may act only for itself, not for %s",
 			    c->user, (unsigned)c->uid, user);
 	}
-	if (getpwnam_r(user, &pw, buf, sizeof(buf), &pwp) == 0 && pwp) {
-		x->uid = pw.pw_uid;
-		return 0;
-	}
-	/* A service identity declared in policy (served by libnss_sluice). */
+	/* A service identity declared in policy (what libnss_sluice serves to
+	 * others: the agent itself never resolves through it). */
 	for (size_t i = 0; i < a->pol->p->n_identities; i++) {
 		const struct pol_identity *id = &a->pol->p->identities[i];
 		if (id->has_uid && strcmp(id->name, user) == 0) {
 			x->uid = id->uid;
 			return 0;
 		}
+	}
+	if (getpwnam_r(user, &pw, buf, sizeof(buf), &pwp) == 0 && pwp) {
+		x->uid = pw.pw_uid;
+		return 0;
 	}
 	agent_err_set(err, "NotFound", "no account %s", user);
 	return -ENOENT;

@@ -7,6 +7,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -192,6 +193,13 @@ int main(int argc, char **argv)
 	sigset_t mask;
 	int opt, r, status = 1;
 
+	/* Before any account lookup: libnss_sluice answers nothing to us
+	 * (nss_sluice(8)); accounts the agent must know come from the host
+	 * or from [identity] in policy. */
+	if (setenv("SLUICE_NSS_BYPASS", "1", 1) < 0) {
+		perror("sluiced: setenv");
+		return 1;
+	}
 	while ((opt = getopt_long(argc, argv, "c:dVh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config = optarg; break;

@@ -119,6 +119,12 @@ static void init_paths(void)
 	size_t len;
 	char *slash;
 
+	/* sluiced sets SLUICE_NSS_BYPASS for itself: the agent never resolves
+	 * accounts through what it publishes (an IdP group would otherwise
+	 * become a Unix group of whoever asks it). Set elsewhere, it only
+	 * turns the module off for that process. */
+	if (getenv("SLUICE_NSS_BYPASS"))
+		return;
 	if (!dir || !*dir)
 		dir = SLUICE_NSS_DIR;
 	len = strlen(dir);

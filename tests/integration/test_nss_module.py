@@ -163,8 +163,8 @@ class GlibcNss:
         return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
                 str(self.nsswitch), *envs, *cmd]
 
-    def run(self, *cmd: str, timeout: float = 30) -> sf.Result:
-        return check_sanitizers(sf.run(self.wrap(cmd), timeout=timeout), " ".join(cmd))
+    def run(self, *cmd: str, env: Optional[Mapping[str, str]] = None, timeout: float = 30) -> sf.Result:
+        return check_sanitizers(sf.run(self.wrap(cmd, env), timeout=timeout), " ".join(cmd))
 
     def getent(self, db: str, *keys: str) -> sf.Result:
         return self.run("getent", db, *keys)
@@ -230,6 +230,19 @@ def test_getent_passwd_by_name_and_uid(wrap):
     r = wrap.getent("passwd", "mcp-nobody")
     assert (r.rc, r.stdout) == (2, "")
     assert wrap.getent("passwd", "61009").rc == 2
+
+
+def test_bypass_turns_the_module_off(wrap, glibc):
+    # sluiced sets SLUICE_NSS_BYPASS for itself: it never resolves accounts
+    # through what it publishes. Local accounts still resolve.
+    r = wrap.run("getent", "passwd", "mcp-orders", env={"SLUICE_NSS_BYPASS": "1"})
+    assert (r.rc, r.stdout) == (2, "")
+    assert wrap.run("getent", "group", "idp-data-readers", env={"SLUICE_NSS_BYPASS": "1"}).rc == 2
+    assert lines(wrap.run("getent", "passwd", "localuser", env={"SLUICE_NSS_BYPASS": "1"}).check()) == [
+        FILES_PASSWD.strip()]
+    r = glibc.run("getent", "passwd", "mcp-orders", env={"SLUICE_NSS_BYPASS": "1"})
+    assert (r.rc, r.stdout) == (2, "")
+    assert glibc.run("getent", "passwd", "mcp-orders").rc == 0
 
 
 def test_getent_group_by_name_and_gid(wrap):
