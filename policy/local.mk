@@ -21,7 +21,9 @@ policy_libsluice_policy_la_SOURCES = \
 	policy/conf_connection.c \
 	policy/conf_rules.c \
 	policy/host.h policy/host.c \
-	policy/maskval.h policy/maskval.c
+	policy/maskval.h policy/maskval.c \
+	policy/maskplan.h policy/maskplan_int.h policy/maskplan.c policy/maskplan_taint.c \
+	policy/maskplan_walk.c policy/maskplan_query.c
 policy_libsluice_policy_la_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
 # classify.c parses SQL with libpg_query; maskval.c keys HMAC-SHA256 with OpenSSL.
 policy_libsluice_policy_la_LIBADD = policy/libsluice-pgraw.la $(PG_QUERY_LIBS) $(OPENSSL_LIBS)

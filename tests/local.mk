@@ -16,6 +16,7 @@ include tests/unit/oidc.mk
 include tests/unit/pam.mk
 include tests/unit/nss.mk
 include tests/unit/maskval.mk
+include tests/unit/maskplan.mk
 endif
 EXTRA_DIST += tests/integration tests/unit/configs tests/dbus-system-test.conf.in
 # pytest leaves bytecode next to the tests; it is not part of a release.
