@@ -244,13 +244,33 @@ static struct val column_val(sqlite3_stmt *st, int col)
 }
 
 /* "a, b, c" for table t's columns into buf. */
-static int column_list(int t, char *buf, size_t n)
+/* Does table t have column col? Columns a later schema added are missing
+ * from a database sluicectl reads without migrating it. */
+static bool has_column(sqlite3 *db, int t, const char *col)
+{
+	sqlite3_stmt *st = NULL;
+	bool found = false;
+
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?) WHERE name = ?", -1, &st, NULL) ==
+		    SQLITE_OK &&
+	    sqlite3_bind_text(st, 1, tables[t].name, -1, SQLITE_STATIC) == SQLITE_OK &&
+	    sqlite3_bind_text(st, 2, col, -1, SQLITE_STATIC) == SQLITE_OK)
+		found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return found;
+}
+
+/* "a, b, c" for table t's columns into buf; a later column the database
+ * does not have yet reads as NULL. */
+static int column_list(sqlite3 *db, int t, char *buf, size_t n)
 {
 	size_t len = 0;
 
 	buf[0] = '\0';
 	for (size_t k = 0; k < tables[t].ncols; k++) {
-		int w = snprintf(buf + len, n - len, "%s%s", k ? ", " : "", tables[t].cols[k]);
+		const char *col = tables[t].cols[k];
+		bool missing = k >= tables[t].nhashed && !has_column(db, t, col);
+		int w = snprintf(buf + len, n - len, "%s%s%s", k ? ", " : "", missing ? "NULL AS " : "", col);
 		if (w < 0 || (size_t)w >= n - len)
 			return -ENAMETOOLONG;
 		len += (size_t)w;
@@ -448,7 +468,7 @@ static int prepare_select(sqlite3 *db, int t, const struct auditdb_filter *f, sq
 	sqlite3_stmt *st = NULL;
 	bool decision = tables[t].has_decision && f && f->decision;
 
-	r = column_list(t, cols, sizeof(cols));
+	r = column_list(db, t, cols, sizeof(cols));
 	if (r < 0)
 		return r;
 	/* The text is built only from fixed fragments; every value is bound. */
@@ -656,7 +676,7 @@ static int insert_stmt(sqlite3 *db, struct auditdb_chain *c, int t, sqlite3_stmt
 	}
 	sqlite3_finalize(c->insert[t]);
 	c->insert[t] = NULL;
-	r = column_list(t, cols, sizeof(cols));
+	r = column_list(db, t, cols, sizeof(cols));
 	if (r < 0)
 		return r;
 	w = snprintf(sql, sizeof(sql), "INSERT INTO %s (%s, prev_hash, hash) VALUES (?", tables[t].name, cols);
@@ -796,7 +816,7 @@ static int verify_table(sqlite3 *db, int t, struct auditdb_verify_result *res)
 	sqlite3_stmt *st = NULL;
 	int ncols = (int)tables[t].ncols, rc, r;
 
-	r = column_list(t, cols, sizeof(cols));
+	r = column_list(db, t, cols, sizeof(cols));
 	if (r < 0)
 		return r;
 	snprintf(sql, sizeof(sql), "SELECT %s, prev_hash, hash FROM %s ORDER BY id", cols, tables[t].name);

@@ -501,6 +501,18 @@ static void recorded_results(void **state)
 	close_rw(db, &c);
 	/* The same rows as a v2 database wrote them: no result column. */
 	raw_exec(fx->path, "ALTER TABLE statements DROP COLUMN result; PRAGMA user_version = 2");
+	/* sluicectl reads it as it is: no result column, every result NULL. */
+	db = open_ro(fx->path);
+	{
+		struct auditdb_filter all = { 0 };
+		struct got none = { .want = blob };
+
+		assert_int_equal(auditdb_each_statement(db, &all, got_result, &none), 0);
+		assert_int_equal(none.n, 10);
+		assert_int_equal(none.len, 0);
+	}
+	sqlite3_close(db);
+	verify_expect(fx->path, true, NULL, 0, NULL);
 	db = open_rw(fx->path); /* migrates to v3 again */
 	sqlite3_close(db);
 	assert_int_equal(raw_int(fx->path, "PRAGMA user_version"), 3);
