@@ -12,6 +12,7 @@
 #include "agent/session.h"
 #include "common/log.h"
 #include "policy/host.h"
+#include "policy/maskval.h"
 
 #define STOP_GRACE_US 300000 /* time for FATALs to reach clients at shutdown */
 
@@ -68,11 +69,33 @@ int agent_load_policy(struct agent *a, const char *path, struct policy **out, st
 
 	if (r < 0)
 		return r;
-	if (policy_check_enforceable(p, errs) > 0)
-		r = -EINVAL;
 	/* Service identities published through NSS must not shadow the host's. */
 	if (policy_check_host(p, HOST_PASSWD_FILE, HOST_GROUP_FILE, errs) > 0)
 		r = -EINVAL;
+	/* The keys of hash masks: read now, so a key that cannot be read is a
+	 * configuration error, not a refused statement later. */
+	for (size_t i = 0; i < p->n_masks; i++) {
+		struct pol_mask *m = &p->masks[i];
+		char why[256];
+		int k;
+
+		if (!m->hash_key_file)
+			continue;
+		m->key = calloc(1, sizeof(*m->key));
+		if (!m->key) {
+			r = -ENOMEM;
+			break;
+		}
+		k = mask_key_load(m->hash_key_file, m->key, why, sizeof(why));
+		if (k < 0) {
+			free(m->key);
+			m->key = NULL;
+			if (add_error(errs, "%s:%u: [mask %s] hash_key_file %s: %s", m->origin.file,
+				      m->origin.line, m->connection, m->hash_key_file, why) < 0)
+				r = -ENOMEM;
+			r = r < 0 ? r : -EINVAL;
+		}
+	}
 	/* What only the agent can check: the credentials it will hold. */
 	for (size_t i = 0; i < p->n_connections; i++) {
 		const struct pol_connection *c = &p->connections[i];

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "agent/audit.h"
+#include "agent/maskwire.h"
 #include "agent/guard.h"
 #include "agent/pgconn.h"
 #include "common/log.h"
@@ -454,6 +455,7 @@ int guard_decide_text(struct pgconn *c, const char *text, size_t len, bool may_h
 			return -ENOMEM;
 		decide_statement(s, st, extra, &v);
 		guard_class_unref(hold);
+		pg_mask_verdict(c, text, len, st, &v);
 		if (v.kind == VERDICT_BLOCK || (v.kind == VERDICT_APPROVE && !approve)) {
 			out->kind = v.kind;
 			out->at = i;

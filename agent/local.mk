@@ -24,6 +24,7 @@ agent_sluiced_SOURCES = \
 	agent/pgupstream.c \
 	agent/pgtrack.c \
 	agent/pgrecord.h agent/pgrecord.c \
+	agent/maskwire.h agent/maskwire.c \
 	agent/pgclient.c \
 	agent/guard.c agent/guard.h \
 	agent/pgauth.c agent/pgauth.h \

@@ -327,11 +327,18 @@ static enum pg_action on_describe(struct pgconn *c, const uint8_t *body, size_t 
 
 	if (!name || off != n || (body[0] != 'S' && body[0] != 'P'))
 		return violation(c, "a malformed Describe message");
+	struct pend *d;
+
 	e = map_find(body[0] == 'S' ? &c->stmts : &c->portals, name);
 	if (is_blocked(e))
 		return refuse_named(c, e->sql, false);
-	if (!pg_fifo_push(c, PEND_DESCRIBE))
+	if (!(d = pg_fifo_push(c, PEND_DESCRIBE)))
 		return pg_oom_close(c);
+	/* Masking reads a portal's description for its Execute. */
+	if (body[0] == 'P' && e && e->sql) {
+		d->sql = sqltext_ref(e->sql);
+		d->describe_portal = true;
+	}
 	return PG_FORWARD;
 }
 

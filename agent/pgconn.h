@@ -46,6 +46,7 @@ enum up_state {
 	UP_TLS,        /* TLS handshake */
 	UP_AUTH,       /* startup sent, authentication exchange */
 	UP_PARAMS,     /* authenticated: ParameterStatus, BackendKeyData, ... */
+	UP_CATALOG,    /* ready: reading the masked columns from the catalog (maskwire.h) */
 };
 
 struct pg_pipe {
@@ -76,6 +77,7 @@ struct sqltext {
 enum pend_kind {
 	PEND_QUERY, PEND_PARSE, PEND_BIND, PEND_DESCRIBE, PEND_EXECUTE,
 	PEND_CLOSE, PEND_SYNC, PEND_LOCAL,
+	PEND_MASKCAT, /* masking's own catalog query (maskwire.h): its answers are not the client's */
 };
 
 /* A request forwarded upstream (or refused locally) whose response has not
@@ -98,6 +100,7 @@ struct pend {
 	bool subst;              /* QUERY/PARSE sent in a refused message's place: the
 				    server's error is replaced by ours (local) */
 	struct pgrec *rec;       /* QUERY/EXECUTE: the current statement's result, recorded */
+	bool describe_portal;    /* DESCRIBE: of a portal (sql is its statement's text) */
 };
 
 /* Name -> sqltext, for prepared statements and portals. */
@@ -172,10 +175,16 @@ struct pgconn {
 	iconv_t enc;             /* client_encoding -> UTF-8 for the audit, or (iconv_t)-1 */
 	char client_enc[32];     /* its name, as the server reported it ("" = not yet) */
 	struct buf desc;         /* the RowDescription answering the last Describe (pgrecord.h) */
+	struct maskconn *mask;   /* masking, when the connection has a [mask] (maskwire.h) */
 	uint64_t n_statements;
 	int64_t connected_us;
 	const char *end_reason;
 };
+
+/* pgtrack.c: the oldest request still waiting for its answer (NULL: none). */
+struct pend *pg_fifo_head(struct pgconn *c);
+/* Pop the head, then hand out the proxy's own replies waiting for it. */
+int pg_fifo_pop_emit(struct pgconn *c) WUR;
 
 /* pgproxy.c */
 void pg_close(struct pgconn *c, const char *why);

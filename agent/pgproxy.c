@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent/audit.h"
+#include "agent/maskwire.h"
 #include "agent/pgconn.h"
 #include "agent/pgrecord.h"
 #include "agent/pgwire.h"
@@ -106,6 +107,7 @@ static void conn_free(struct pgconn *c)
 	buf_release(&c->emit, 0);
 	buf_release(&c->subst, 0);
 	buf_release(&c->desc, 0);
+	pg_mask_free(c);
 	free(c->refuse_why);
 	free(c->app_name);
 	if (c->enc != (iconv_t)-1)
@@ -469,6 +471,14 @@ static int scan_client(struct pgconn *c)
 			return 0;
 		if ((r = pipe_next(c, p, "the client", &type, &total)) <= 0)
 			return r;
+		/* Masking may read the catalog again first (after DDL). */
+		if (c->state == PGS_READY && c->mask) {
+			r = pg_mask_client(c, type);
+			if (r < 0)
+				return r;
+			if (r == 1)
+				continue;
+		}
 		avail = p->b.len - p->scan;
 		m = p->b.data + p->scan;
 		len = (uint32_t)(total - 1);
@@ -524,6 +534,149 @@ static int scan_client(struct pgconn *c)
 	return 0;
 }
 
+/* Put c's masking replacement where the message at p->scan (total bytes)
+ * was. */
+static int replace_message(struct pgconn *c, struct pg_pipe *p, size_t total)
+{
+	struct buf *rb = pg_mask_replacement(c);
+
+	pipe_cut(p, p->scan, total);
+	return pg_pipe_insert(p, rb->data, rb->len);
+}
+
+/* An answer to masking's own catalog query: read, never forwarded. 1:
+ * handled, 0: stop for now (more bytes, or the connection failed). */
+static int catalog_answer(struct pgconn *c, struct pg_pipe *p, char type, size_t total)
+{
+	size_t avail = p->b.len - p->scan;
+
+	if (total > max_message(c)) {
+		pg_protocol_violation(c, "the server", "a catalog row larger than max_message_size");
+		return 0;
+	}
+	if (avail < total)
+		return MIN(pipe_room(p, total - avail), 0);
+	if (pg_mask_refresh_message(c, type, p->b.data + p->scan + PG_HEADER, total - PG_HEADER) < 0) {
+		pg_fatal_client(c, "08006", "sluice: cannot read the catalog again after DDL to mask this connection's columns; reconnect");
+		return 0;
+	}
+	pipe_cut(p, p->scan, total);
+	return 1;
+}
+
+/* A DataRow on a masked connection. 1: handled, 0: stop for now, <0 error. */
+static int masked_row(struct pgconn *c, struct pg_pipe *p, size_t total)
+{
+	enum mask_action a;
+	size_t avail = p->b.len - p->scan;
+	enum pg_action act;
+	struct pgrec *tap;
+	int r;
+
+	if (pg_mask_refreshing(c))
+		return catalog_answer(c, p, 'D', total);
+	a = pg_mask_row_begin(c);
+	if (a == MA_PASS && !pg_mask_rows_whole(c)) {
+		if (pg_track_server(c, 'D', NULL, total) == PG_CLOSE)
+			return 0;
+		p->stream_left = total;
+		p->stream_drop = false;
+		return 1;
+	}
+	if (a == MA_PASS && total > max_message(c)) {
+		pg_mask_row_too_big(c, total);
+		a = MA_REPLACE;
+	}
+	if (a != MA_PASS) {
+		/* Refused (the error goes first) or withheld: the row is dropped as it streams. */
+		if (a == MA_REPLACE) {
+			struct buf *rb = pg_mask_replacement(c);
+			if ((r = pg_pipe_insert(p, rb->data, rb->len)) < 0)
+				return r;
+		}
+		if (pg_track_server(c, 'D', NULL, total) == PG_CLOSE)
+			return 0;
+		c->s2c.tap = NULL;
+		p->stream_left = total;
+		p->stream_drop = true;
+		return 1;
+	}
+	if (avail < total)
+		return MIN(pipe_room(p, total - avail), 0);
+	/* Every complete row already read is rewritten in this pass into one
+	 * buffer, and the pipe changes once: replacing rows one by one would
+	 * move the rest of the buffer for each. */
+	{
+		struct buf *out = pg_mask_batch(c);
+		size_t at = p->scan, used = 0, mtotal = total;
+
+		buf_clear(out);
+		for (;;) {
+			const uint8_t *msg = p->b.data + at;
+
+			act = pg_track_server(c, 'D', NULL, mtotal);
+			if (act == PG_CLOSE)
+				return 0;
+			tap = c->s2c.tap;
+			c->s2c.tap = NULL;
+			size_t before = out->len;
+
+			a = pg_mask_row(c, msg + PG_HEADER, mtotal - PG_HEADER, out);
+			r = 0;
+			if (a == MA_PASS)
+				r = buf_append(out, msg, mtotal);
+			else if (a == MA_WITHHOLD) /* refused: the error takes its place */
+				r = buf_append(out, pg_mask_replacement(c)->data, pg_mask_replacement(c)->len);
+			if (tap && a != MA_WITHHOLD) {
+				pg_rec_tap(tap, out->data + before, out->len - before);
+				pg_rec_row_done(tap);
+			}
+			if (r < 0)
+				return r;
+			at += mtotal;
+			used += mtotal;
+			if (pg_mask_withholding(c) || p->b.len - at < PG_HEADER || p->b.data[at] != 'D')
+				break;
+			mtotal = (size_t)get_u32(p->b.data + at + 1) + 1;
+			if (mtotal < PG_HEADER || mtotal > max_message(c) || p->b.len - at < mtotal ||
+			    out->len + 2 * mtotal + 64 > out->max)
+				break;
+		}
+		pipe_cut(p, p->scan, used);
+		return pg_pipe_insert(p, out->data, out->len) < 0 ? -ENOMEM : 1;
+	}
+}
+
+/* Any other server message on a masked connection (READY). */
+static int masked_message(struct pgconn *c, struct pg_pipe *p, char type, size_t total)
+{
+	const uint8_t *m = p->b.data + p->scan;
+	enum mask_action a;
+	struct buf *rb = pg_mask_replacement(c);
+	enum pg_action act;
+
+	if (pg_mask_refreshing(c))
+		return catalog_answer(c, p, type, total);
+	a = pg_mask_server(c, type, m + PG_HEADER, total - PG_HEADER);
+
+	/* The tracker sees the server's message, or its scrubbed copy when it
+	 * is one (an error or notice), never our refusal in its place. */
+	if (a == MA_REPLACE && rb->len > PG_HEADER && rb->data[0] == (uint8_t)type)
+		act = pg_track_server(c, type, rb->data + PG_HEADER, rb->len - PG_HEADER);
+	else
+		act = pg_track_server(c, type, m + PG_HEADER, total - PG_HEADER);
+	if (act == PG_CLOSE)
+		return 0;
+	/* The tracker's own answer in its place (a refused message's error) wins. */
+	if (a == MA_REPLACE && act != PG_DROP)
+		return replace_message(c, p, total) < 0 ? -ENOMEM : 1;
+	if (a != MA_PASS || act == PG_DROP)
+		pipe_cut(p, p->scan, total);
+	else
+		p->scan += total;
+	return 1;
+}
+
 /* Examine server bytes in PGS_READY (and the setup states). */
 static int scan_server(struct pgconn *c)
 {
@@ -544,11 +697,20 @@ static int scan_server(struct pgconn *c)
 		avail = p->b.len - p->scan;
 		m = p->b.data + p->scan;
 		len = (uint32_t)(total - 1);
+		if (c->state == PGS_READY && type == 'D' && c->mask) {
+			r = masked_row(c, p, total);
+			if (r < 0)
+				return r;
+			if (r == 0)
+				return 0; /* more bytes needed, or closing */
+			continue;
+		}
 		if (c->state == PGS_READY && (type == 'D' || type == 'd')) {
 			act = pg_track_server(c, type, NULL, total);
 			if (act == PG_CLOSE)
 				return 0;
 			p->stream_left = total;
+			p->stream_drop = type == 'd' && pg_mask_withholding(c);
 			continue;
 		}
 		if (total > max_message(c)) {
@@ -570,6 +732,16 @@ static int scan_server(struct pgconn *c)
 			if (c->state == PGS_CLOSING)
 				return 0;
 			pipe_cut(p, p->scan, total);
+			continue;
+		}
+		if (c->state == PGS_READY && c->mask) {
+			r = masked_message(c, p, type, total);
+			if (r < 0)
+				return r;
+			if (r == 0)
+				return 0;
+			if ((r = pg_flush_emit(c)) < 0)
+				return r;
 			continue;
 		}
 		act = pg_track_server(c, type, m + PG_HEADER, len - 4);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/maskwire.h"
 #include "agent/pgconn.h"
 
 #define REC_MAGIC "SLR1"
@@ -50,6 +51,8 @@ static struct pgrec *rec_of(struct pgconn *c, struct pend *e)
 	size_t enc_len = strlen(enc);
 	struct pgrec *r;
 
+	if (pg_mask_withholding(c))
+		return NULL; /* what the client is not sent is not kept either */
 	if (e->rec)
 		return e->rec;
 	if (!recording(c) || (e->kind != PEND_QUERY && e->kind != PEND_EXECUTE))

@@ -13,6 +13,7 @@
 #include "agent/guard.h"
 #include "agent/pgconn.h"
 #include "common/pgenc.h"
+#include "agent/maskwire.h"
 #include "agent/pgrecord.h"
 #include "agent/pgwire.h"
 #include "common/log.h"
@@ -27,6 +28,18 @@ static struct pend *fifo_at(struct pgconn *c, size_t i)
 static struct pend *fifo_head(struct pgconn *c)
 {
 	return c->fifo_n ? fifo_at(c, 0) : NULL;
+}
+
+struct pend *pg_fifo_head(struct pgconn *c)
+{
+	return fifo_head(c);
+}
+
+static int pop_and_emit(struct pgconn *c);
+
+int pg_fifo_pop_emit(struct pgconn *c)
+{
+	return pop_and_emit(c);
 }
 
 struct pend *pg_fifo_push(struct pgconn *c, enum pend_kind kind)
@@ -113,9 +126,17 @@ static void record(struct pgconn *c, struct pend *e, const char *sql, size_t len
 	char *utf8 = NULL;
 	const void *result;
 	size_t result_len;
+	const char *withheld;
+	struct outcome masked;
 
 	if (e->reserved == 0)
 		return; /* more answers than we counted statements: nothing to do */
+	/* A result masking refused: the client got our error, not the server's answer. */
+	if ((withheld = pg_mask_withheld_error(c))) {
+		masked = (struct outcome){ .decision = AUDIT_REFUSED, .sqlstate = "42501",
+					   .error = withheld, .rows = -1, .executed = o->executed };
+		o = &masked;
+	}
 	result = pg_rec_result(c, e, o->executed && o->tag, &result_len);
 	/* The audit shows the text the server ran, in UTF-8; bytes that do not
 	 * convert are kept as sent. */

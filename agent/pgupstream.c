@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "agent/maskwire.h"
 #include "agent/pgauth.h"
 #include "agent/pgconn.h"
 #include "agent/pgwire.h"
@@ -363,6 +364,16 @@ int pg_upstream_message(struct pgconn *c, char type, const uint8_t *body, size_t
 	struct buf out = BUF_INIT(64 * 1024);
 	int r = 0;
 
+	if (c->up == UP_CATALOG) {
+		r = pg_mask_catalog_message(c, type, body, n);
+		if (r < 0) {
+			upstream_fail(c, "08006", "sluice: cannot read the catalog to mask this connection's columns (see the agent's log)");
+			return 0;
+		}
+		if (r == 1)
+			pg_ready_for_client(c);
+		return 0;
+	}
 	switch (type) {
 	case 'R': {
 		uint32_t code;
@@ -501,6 +512,14 @@ int pg_upstream_message(struct pgconn *c, char type, const uint8_t *body, size_t
 			break;
 		if ((r = pgw_ready(&c->hello, (char)body[0])) < 0)
 			return r;
+		/* Masking first learns which columns to mask. */
+		r = pg_mask_catalog_start(c);
+		if (r < 0)
+			return r;
+		if (r == 1) {
+			c->up = UP_CATALOG;
+			return 0;
+		}
 		pg_ready_for_client(c);
 		return 0;
 	default:

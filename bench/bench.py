@@ -44,6 +44,18 @@ MODES = ("simple", "extended", "prepared")
 TARGETS = ("direct", "pgbouncer", "sluice")
 IDLE_CONNECTIONS = 100
 
+# The masked-column workload (--masking, issue 5): the same queries on a
+# connection with a [mask] and on one without, through the same agent.
+MASKED_CONNECTION = "bench-pg-masked"
+MASK_ROWS = 10000
+MASK_WORKLOADS = {
+    # one row, three columns, one of them masked
+    "1 row": "\\set id random(1, 10000)\nSELECT id, name, ssn FROM bench_people WHERE id = :id;\n",
+    # 100 rows: masking rewrites every one
+    "100 rows": "\\set id random(1, 9900)\nSELECT id, name, ssn FROM bench_people WHERE id BETWEEN :id AND :id + 99;\n",
+}
+TARGET_MASK_LOSS = 0.10           # masked tps >= 0.90 x unmasked
+
 # The targets this benchmark holds sluice to (issue 2, section 8).
 TARGET_VS_PGBOUNCER = 1.0         # sluice tps / pgbouncer tps, every mode
 TARGET_VS_DIRECT_SIMPLE = 0.75    # sluice tps / direct tps, simple protocol
@@ -146,10 +158,11 @@ class Target:
     env: dict
 
 
-def pgbench(target: Target, mode: str, clients: int, seconds: int, dbname: str) -> Run:
+def pgbench(target: Target, mode: str, clients: int, seconds: int, dbname: str,
+            script: Optional[Path] = None) -> Run:
     threads = min(clients, 2)
-    cmd = [str(sf.PG_BIN / "pgbench"), "-n", "-S", "-M", mode, "-c", str(clients), "-j", str(threads),
-           "-T", str(seconds), dbname]
+    cmd = [str(sf.PG_BIN / "pgbench"), "-n", *(["-f", str(script)] if script else ["-S"]), "-M", mode,
+           "-c", str(clients), "-j", str(threads), "-T", str(seconds), dbname]
     r = sf.run(cmd, user=target.user, env=target.env, timeout=seconds + 120)
     if r.rc != 0:
         raise RuntimeError(f"pgbench {target.name} {mode} c={clients} failed ({r.rc}):\n{r.stdout}\n{r.stderr}")
@@ -218,6 +231,7 @@ class Bench:
     grant: Optional[dict] = None
     targets: dict = field(default_factory=dict)
     runs: list = field(default_factory=list)
+    mask_runs: list = field(default_factory=list)
     memory: dict = field(default_factory=dict)
 
     def setup(self) -> None:
@@ -228,6 +242,13 @@ class Bench:
         broker = self.pg.broker_env()
         sf.run([sf.PG_BIN / "pgbench", "-i", "-q", "-s", str(a.scale), self.pg.dbname], env=broker,
                timeout=900).check("pgbench -i")
+        if a.masking:
+            sf.run([sf.PG_BIN / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.pg.dbname, "-c",
+                    "CREATE TABLE bench_people (id int PRIMARY KEY, name text NOT NULL, ssn text NOT NULL); "
+                    f"INSERT INTO bench_people SELECT i, 'person ' || i, "
+                    f"lpad((i % 900 + 100)::text, 3, '0') || '-' || lpad((i % 90 + 10)::text, 2, '0') || '-' "
+                    f"|| lpad((i % 9000 + 1000)::text, 4, '0') FROM generate_series(1, {MASK_ROWS}) i; "
+                    "ANALYZE bench_people"], env=broker).check("bench_people")
         self.targets["direct"] = Target("direct", None, broker)
 
         if "pgbouncer" in a.targets:
@@ -267,6 +288,15 @@ class Bench:
         sections.append((f"identity {BENCH_USER}", {"subject": BENCH_SUBJECT}))
         sections.append(("access bench", {"connection": BENCH_CONNECTION, "allow": BENCH_USER,
                                           "max_ttl": GRANT_TTL}))
+        if self.args.masking:
+            # The same database again, with its ssn column masked.
+            conn = dict(next(kv for h, kv in sections if h == f"connection {BENCH_CONNECTION}"))
+            sections.append((f"connection {MASKED_CONNECTION}", conn))
+            sections.append(("access bench-masked", {"connection": MASKED_CONNECTION, "allow": BENCH_USER,
+                                                     "max_ttl": GRANT_TTL}))
+            sections.append((f"mask {MASKED_CONNECTION}", {"public.bench_people.ssn": "last4"}))
+            if self.args.guardrails:
+                sections.append((f"guardrail {MASKED_CONNECTION}", {"block": GUARDRAIL_BLOCK}))
         if self.args.guardrails:
             # What an operator would write for an agent that may read and
             # write rows: every statement is parsed and decided.
@@ -289,6 +319,10 @@ class Bench:
             f"grant {self.grant.get('id')} at {self.grant['socket_dir']}")
         env = {"PGHOST": self.grant["socket_dir"], "PGPORT": "5432", "PGDATABASE": self.pg.dbname}
         self.targets["sluice"] = Target("sluice", BENCH_USER, env)
+        if self.args.masking:
+            g = self.agent.request_grant(BENCH_USER, MASKED_CONNECTION, ttl=GRANT_TTL, reason="benchmark")
+            env = {"PGHOST": g["socket_dir"], "PGPORT": "5432", "PGDATABASE": self.pg.dbname}
+            self.targets["sluice-masked"] = Target("sluice-masked", BENCH_USER, env)
 
     def measure_throughput(self) -> None:
         a = self.args
@@ -314,6 +348,33 @@ class Bench:
                         raise
                     self.runs.append(run)
                     say(f"    [{n:2}/{total}] {name:9} {mode:8} c={clients:<2} {run.tps:10.0f} tps "
+                        f"{run.latency_ms:7.3f} ms" + (f"  {run.failed} failed" if run.failed else ""))
+
+    def measure_masking(self) -> None:
+        """The masked-column workloads, masked and unmasked interleaved."""
+        a = self.args
+        scripts = {}
+        for name, text in MASK_WORKLOADS.items():
+            p = self.sandbox / f"mask-{name.replace(' ', '-')}.sql"
+            sf.write_file(p, text, 0o644)
+            scripts[name] = p
+        plan = [(w, mode) for w in MASK_WORKLOADS for mode in ("simple", "extended")]
+        total = len(plan) * 2 * a.rounds
+        say(f"==> masking: {len(plan)} workload/mode sets x masked/unmasked x {a.rounds} round(s), "
+            f"{a.clients} clients, {a.duration}s each")
+        n = 0
+        for rnd in range(a.rounds):
+            for i, (w, mode) in enumerate(plan):
+                order = ["sluice", "sluice-masked"]
+                if (i + rnd) % 2:
+                    order.reverse()
+                for name in order:
+                    n += 1
+                    run = pgbench(self.targets[name], mode, a.clients, a.duration, self.pg.dbname,
+                                  script=scripts[w])
+                    run.mode = f"{w}/{mode}"
+                    self.mask_runs.append(run)
+                    say(f"    [{n:2}/{total}] {name:13} {w:8} {mode:8} {run.tps:10.0f} tps "
                         f"{run.latency_ms:7.3f} ms" + (f"  {run.failed} failed" if run.failed else ""))
 
     def measure_memory(self) -> None:
@@ -407,7 +468,24 @@ def report(b: Bench) -> tuple[str, bool]:
             all_ok &= ok
             line += f" (target ≤ {TARGET_KIB_PER_IDLE} KiB) {verdict(per, ok)}"
         lines.append(line)
-    failed = sum(r.failed for r in b.runs)
+    if b.mask_runs:
+        lines += ["", "Masked-column workload: public.bench_people.ssn = last4 on one connection, none on the "
+                  "other; the same agent, queries and guardrail.", "",
+                  f"| workload | mode | unmasked tps (ms) | masked tps (ms) | masked/unmasked (target ≥ "
+                  f"{1 - TARGET_MASK_LOSS:.2f}) |", "|---|---|---|---|---|"]
+        for w in MASK_WORKLOADS:
+            for mode in ("simple", "extended"):
+                key = f"{w}/{mode}"
+                u = median(b.mask_runs, "sluice", key, a.clients, "tps")
+                m = median(b.mask_runs, "sluice-masked", key, a.clients, "tps")
+                ul = median(b.mask_runs, "sluice", key, a.clients, "latency_ms")
+                ml = median(b.mask_runs, "sluice-masked", key, a.clients, "latency_ms")
+                r = m / u if m and u else None
+                ok = r is not None and r >= 1 - TARGET_MASK_LOSS
+                all_ok &= ok
+                lines.append(f"| {w} | {mode} | {u:,.0f} ({ul:.3f}) | {m:,.0f} ({ml:.3f}) | "
+                             f"{'-' if r is None else f'{r:.2f}×'} {verdict(r, ok)} |")
+    failed = sum(r.failed for r in b.runs + b.mask_runs)
     if failed:
         lines.append(f"pgbench reported {failed} failed transactions in total")
         all_ok = False
@@ -437,6 +515,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="comma-separated subset of direct,pgbouncer,sluice (default all)")
     p.add_argument("--json", type=Path, help="also write every run's figures to this file")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--masking", action="store_true",
+                   help="also run the masked-column workload (sluice with and without a [mask]); needs sluice")
+    p.add_argument("--masking-only", action="store_true",
+                   help="only the masked-column workload (implies --masking)")
     p.add_argument("--no-guardrails", dest="guardrails", action="store_false",
                    help="run sluice without a [guardrail] section (the built-in defaults still parse every statement)")
     a = p.parse_args(argv)
@@ -446,6 +528,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if bad or "direct" not in a.targets:
         p.error("--targets: a subset of direct,pgbouncer,sluice that includes direct")
     a.targets = [t for t in TARGETS if t in a.targets]
+    a.masking = a.masking or a.masking_only
+    if a.masking and "sluice" not in a.targets:
+        p.error("--masking needs sluice among --targets")
     if a.duration < 1 or a.rounds < 1 or a.clients < 1 or a.scale < 1:
         p.error("--duration, --rounds, --clients and --scale must be positive")
     return a
@@ -473,8 +558,11 @@ def main(argv: list[str]) -> int:
         # Memory first, on fresh processes: after the throughput runs the
         # allocator keeps what 8 busy clients used, which would hide the cost
         # of an idle connection.
-        b.measure_memory()
-        b.measure_throughput()
+        if not args.masking_only:
+            b.measure_memory()
+            b.measure_throughput()
+        if args.masking:
+            b.measure_masking()
     finally:
         b.teardown()
         if args.keep:
@@ -495,7 +583,9 @@ def main(argv: list[str]) -> int:
     if args.json:
         args.json.write_text(json.dumps({"started": started, "args": {k: (str(v) if isinstance(v, Path) else v)
                                                                     for k, v in vars(args).items()},
-                                         "runs": [vars(r) for r in b.runs], "memory_kib": b.memory}, indent=2))
+                                         "runs": [vars(r) for r in b.runs],
+                                         "masking_runs": [vars(r) for r in b.mask_runs],
+                                         "memory_kib": b.memory}, indent=2))
         say(f"figures written to {args.json}")
     return 0 if ok or "sluice" not in args.targets else 1
 

@@ -1,9 +1,9 @@
 /* [guardrail CONN] (statement classes blocked or held for approval, the
  * dangerous functions, what to do with text that does not parse) and
- * [mask CONN] (columns masked in results, value detectors). The guardrail
- * is enforced by the proxy through policy/decide.c; [mask] is parsed and
- * validated, and policy_check_enforceable() refuses it until the proxy
- * masks. */
+ * [mask CONN] (columns masked in results, value detectors, strict, the
+ * hash key). The guardrail is enforced by the proxy through
+ * policy/decide.c, [mask] by agent/maskwire.c with policy/maskplan.c and
+ * policy/maskval.c. */
 #include "config.h"
 #include "policy/loader.h"
 
@@ -15,6 +15,7 @@
 #include "policy/classes.h"
 #include "policy/classify.h"
 #include "policy/ident.h"
+#include "policy/maskval.h"
 #include "policy/value.h"
 
 enum { G_BLOCK, G_APPROVE, G_FUNCTIONS, G_UNPARSED };
@@ -448,4 +449,8 @@ void conf_free_mask(struct pol_mask *m)
 	free(m->rules);
 	free(m->connection);
 	free(m->hash_key_file);
+	if (m->key) {
+		mask_key_wipe(m->key);
+		free(m->key);
+	}
 }

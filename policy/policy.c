@@ -333,29 +333,6 @@ struct policy *policy_free(struct policy *p)
 	return NULL;
 }
 
-size_t policy_check_enforceable(const struct policy *p, struct pol_errors *errs)
-{
-	struct pol_errors discard = { 0 };
-	struct diag d;
-	size_t found = 0;
-	int r;
-
-	if (!p)
-		return 0;
-	diag_init(&d, p);
-	/* [guardrail], [access] schemas, mode and approval are enforced by the
-	 * proxy (policy/decide.c) and the approvals; result masking is not yet. */
-	for (size_t i = 0; i < p->n_masks; i++, found++)
-		diag_add(&d, diag_file_index(p, p->masks[i].origin.file), p->masks[i].origin.line,
-			 "[mask %s] is not enforced by this version of sluiced; remove it",
-			 p->masks[i].connection);
-	/* On memory exhaustion errs holds fewer messages; found still says "refuse". */
-	r = diag_finish(&d, errs ? errs : &discard);
-	(void)r;
-	pol_errors_clear(&discard);
-	return found;
-}
-
 const struct pol_connection *policy_connection(const struct policy *p, const char *name)
 {
 	for (size_t i = 0; p && name && i < p->n_connections; i++)

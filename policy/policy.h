@@ -209,6 +209,7 @@ struct pol_mask {
 	uint32_t detect; /* enum detector bits */
 	bool strict;     /* strict = yes: refuse masked columns where their value can be inferred */
 	char *hash_key_file; /* hash_key_file = PATH: the key of the hash method (required by it) */
+	struct mask_key *key; /* loaded from hash_key_file by sluiced (agent_load_policy); NULL otherwise */
 };
 
 struct pol_nss {
@@ -248,10 +249,6 @@ int policy_load_string(const char *name, const char *text, struct policy **out,
 		       struct pol_errors *errs) WUR;
 struct policy *policy_free(struct policy *p);
 
-/* Features this version parses but does not enforce yet. The agent refuses
- * to start (and policy check fails) while a config uses them, each named
- * with its file and line. Returns the number of errors appended. */
-size_t policy_check_enforceable(const struct policy *p, struct pol_errors *errs);
 
 /* Look-ups. */
 const struct pol_connection *policy_connection(const struct policy *p, const char *name);

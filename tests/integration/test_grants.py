@@ -596,16 +596,15 @@ def test_sighup_reloads(agent):
     agent.request_grant(SERVICE_B)
 
 
-def test_agent_refuses_to_start_with_an_unenforced_mask(agent_factory):
-    # [mask] is parsed but not enforced until masking lands: refused, never ignored.
-    a = agent_factory(raw="[mask orders-pg]\nops.customers.ssn = last4\n", start=False)
+def test_agent_refuses_a_hash_mask_whose_key_it_cannot_read(agent_factory):
+    a = agent_factory(raw="[mask orders-pg]\nops.customers.ssn = hash\nhash_key_file = /nonexistent/key\n",
+                      start=False)
     with pytest.raises(AgentStartError) as e:
         a.start()
     assert e.value.returncode not in (None, 0)
     lines = a.config_path.read_text().splitlines()
     lineno = lines.index("[mask orders-pg]") + 1
-    assert f"{a.config_path}:{lineno}" in e.value.log, e.value.log
-    assert "[mask" in e.value.log, e.value.log
+    assert f"{a.config_path}:{lineno}: [mask orders-pg] hash_key_file /nonexistent/key" in e.value.log, e.value.log
 
 
 @pytest.mark.parametrize("key,value", [("approval", "grant"), ("schemas", "ops"), ("mode", "read")])
@@ -614,15 +613,19 @@ def test_agent_starts_with_enforced_access_keys(agent_factory, key, value):
     assert a.ctl("status").rc == 0
 
 
-def test_reload_takes_a_guardrail_and_refuses_a_mask(agent):
+def test_reload_takes_a_guardrail_and_a_mask(agent):
     good = agent.config_path.read_text()
     agent.write_config(good + "\n[guardrail orders-pg]\nblock = ddl\n")
     agent.reload()
     wait_event(agent, "config.reloaded")
-    agent.write_config(good + "\n[mask orders-pg]\nops.customers.ssn = last4\n")
+    agent.write_config(good + "\n[mask orders-pg]\nops.customers.ssn = hash\n")
     r = agent.ctl("reload")
     assert r.rc == 1
-    assert "mask" in r.stderr, r.stderr
+    assert "hash_key_file" in r.stderr, r.stderr
+    agent.request_grant(SERVICE_A)
+    agent.write_config(good + "\n[mask orders-pg]\nops.customers.ssn = last4\n")
+    agent.reload()
+    sf.wait_for(lambda: len(events(agent, "config.reloaded")) >= 2, 10, "the second reload")
     agent.request_grant(SERVICE_A)
 
 

@@ -85,7 +85,6 @@ static void defaults(void **state)
 			 p->n_guardrails + p->n_masks, 0);
 	assert_int_equal(p->n_files, 1);
 	assert_string_equal(p->files[0], "t.conf");
-	assert_int_equal(policy_check_enforceable(p, NULL), 0);
 	policy_free(p);
 
 	/* Section defaults. */
@@ -265,35 +264,6 @@ static void errors_are_appended(void **state)
 	assert_null(p);
 }
 
-static void enforceable(void **state)
-{
-	struct pol_errors e = { 0 };
-	struct policy *p = load_ok(CONN
-		"[access a]\nconnection = orders-pg\nallow = x\napproval = none\n"     /* 6-9 */
-		"[access b]\nconnection = orders-pg\nallow = x\napproval = grant\n"    /* 10-13 */
-		"[access c]\nconnection = orders-pg\nallow = x\nschemas = ops\n"       /* 14-17 */
-		"mode = read\napproval = writes\n"                                      /* 18-19 */
-		"[guardrail orders-pg]\nblock = drop\nfunctions = default\n"           /* 20-22 */
-		"[mask orders-pg]\n");                                                  /* 23 */
-
-	/* Guardrails, schema scope, read-only mode and approvals are enforced;
-	 * result masking is not yet. */
-	assert_int_equal(policy_check_enforceable(p, &e), 1);
-	assert_int_equal(e.n, 1);
-	assert_string_equal(e.v[0], "t.conf:23: [mask orders-pg] is not enforced by this version of "
-			    "sluiced; remove it");
-	pol_errors_clear(&e);
-	/* Without a place for messages the count still refuses. */
-	assert_int_equal(policy_check_enforceable(p, NULL), 1);
-	assert_int_equal(policy_check_enforceable(NULL, NULL), 0);
-	policy_free(p);
-	p = load_ok(CONN "[access a]\nconnection = orders-pg\nallow = x\nschemas = ops\napproval = all\n"
-		    "[guardrail orders-pg]\n");
-	assert_int_equal(policy_check_enforceable(p, NULL), 0);
-	policy_free(p);
-}
-
-/* The first error of text that must fail, which must be exactly want. */
 static void bad_one(const char *text, const char *want)
 {
 	struct pol_errors e = load_bad(text);
@@ -800,7 +770,6 @@ int main(void)
 		cmocka_unit_test(values_and_comments),
 		cmocka_unit_test(collects_all_errors_sorted),
 		cmocka_unit_test(errors_are_appended),
-		cmocka_unit_test(enforceable),
 		cmocka_unit_test(guardrail_keys),
 		cmocka_unit_test(access_keys),
 		cmocka_unit_test(approval_webhook),
