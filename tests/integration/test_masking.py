@@ -244,3 +244,22 @@ def test_ddl_on_the_connection_reads_the_catalog_again(masked):
     # Renaming a masked table away is refused, not followed.
     rc, out = via_psql(g, "alter table ops.mask_cards rename to mask_cards_old")
     assert rc != 0 and "sluice: blocked: masking" in out, out
+
+
+def test_a_row_too_big_to_mask_refuses_the_statement(agent_factory):
+    # Rows with a masked value are taken whole, up to max_message_size; a
+    # bigger one that needs masking refuses the statement rather than pass.
+    a = agent_factory(raw=MASK.replace("detect = credit-card ssn email\n", ""),
+                      agent={"max_message_size": "64K"}, start=False)
+    a.pg.psql_super(SETUP, SAMPLE_DB).check("mask set-up")
+    a.start()
+    g = a.request_grant(SERVICE_A)
+    rc, out = via_psql(g, "select repeat('x', 70000) || ssn as big from ops.customers")
+    assert rc != 0 and "larger than max_message_size" in out, out[:300]
+    assert not leaks(out)
+    # A big row with nothing to mask (or scan: no detectors here) streams as before.
+    rc, out = via_psql(g, "select repeat('x', 70000) || name as big from ops.customers")
+    assert rc == 0 and out.count("x" * 1000) >= 3, out[:300]
+    # The connection goes on.
+    rc, out = via_psql(g, "select ssn from ops.customers where id = 1")
+    assert rc == 0 and "****6789" in out, out
