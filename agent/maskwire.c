@@ -1252,7 +1252,6 @@ static enum mask_action start_rows(struct pgconn *c)
 enum mask_action pg_mask_server(struct pgconn *c, char type, const uint8_t *body, size_t n)
 {
 	struct maskconn *mc = c->mask;
-	enum mask_action a;
 
 	if (!mc)
 		return MA_PASS;
@@ -1271,14 +1270,6 @@ enum mask_action pg_mask_server(struct pgconn *c, char type, const uint8_t *body
 	case '2': /* BindComplete: a Describe before it described another portal */
 		rowmask_clear(&mc->next);
 		return MA_PASS;
-	case 'D':
-		a = start_rows(c);
-		if (a != MA_PASS)
-			return a;
-		if (!mc->cur.whole || !body)
-			return MA_PASS;
-		buf_clear(&mc->repl);
-		return rewrite_row(c, body, n, &mc->repl);
 	case 'C':
 	case 's':
 	case 'I':

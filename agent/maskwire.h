@@ -62,8 +62,8 @@ enum mask_action {
 	MA_REPLACE,  /* track it, then send c's replacement (pg_mask_replacement) instead */
 	MA_WITHHOLD, /* track it, but do not forward it */
 };
-/* A complete message (body without header). For a DataRow the caller only
- * asks when pg_mask_rows_whole() says rows must be taken whole. */
+/* A complete message (body without header), not a DataRow: those go
+ * through pg_mask_row_begin and pg_mask_row. */
 enum mask_action pg_mask_server(struct pgconn *c, char type, const uint8_t *body, size_t n);
 /* The bytes to send instead (a whole message, header included). */
 struct buf *pg_mask_replacement(struct pgconn *c);

@@ -106,19 +106,28 @@ json_t *ctl_json_time(int64_t us)
 	return json_string(buf);
 }
 
-/* Stream one object of a JSON array: bounded memory for any number of rows. */
-static int emit_json(struct audit_out *o, json_t *j)
+int ctl_json_stream_item(bool *first, json_t *j)
 {
 	int r = 0;
 
 	if (!j)
 		return -ENOMEM;
-	fputs(o->first_json ? "[\n  " : ",\n  ", stdout);
-	o->first_json = false;
+	fputs(*first ? "[\n  " : ",\n  ", stdout);
+	*first = false;
 	if (json_dumpf(j, stdout, JSON_COMPACT) < 0)
 		r = -EIO;
 	json_decref(j);
 	return r;
+}
+
+void ctl_json_stream_end(bool first)
+{
+	fputs(first ? "[]\n" : "\n]\n", stdout);
+}
+
+static int emit_json(struct audit_out *o, json_t *j)
+{
+	return ctl_json_stream_item(&o->first_json, j);
 }
 
 static int flush_if_full(struct audit_out *o)
@@ -271,7 +280,7 @@ static int audit_list(struct ctl *ctl, int argc, char **argv)
 	sqlite3_close(db);
 	if (r == 0) {
 		if (ctl->json)
-			fputs(o.first_json ? "[]\n" : "\n]\n", stdout);
+			ctl_json_stream_end(o.first_json);
 		else if (o.n == 0)
 			printf(events ? "No events match.\n" : "No statements match.\n");
 		else

@@ -105,6 +105,11 @@ json_t *ctl_status_json(const struct dbusc_dict *s, int64_t now);
 /* A JSON string for s (null for NULL); bytes that are not UTF-8 become
  * U+FFFD. NULL on ENOMEM. */
 json_t *ctl_json_string(const char *s);
+/* A JSON array printed one element at a time, so any number of rows takes
+ * bounded memory (ctl/audit.c): each item (released; NULL: -ENOMEM), then
+ * the end. *first starts true. */
+int ctl_json_stream_item(bool *first, json_t *j) WUR;
+void ctl_json_stream_end(bool first);
 /* An RFC 3339 UTC time with microseconds (ctl/audit.c). */
 json_t *ctl_json_time(int64_t us);
 /* Print j (pretty, newline-terminated) on out. */

@@ -372,13 +372,7 @@ static int replay_row(const struct auditdb_statement_row *s, void *ud)
 				: NULL;
 
 		rrec_free(&rec);
-		if (!j)
-			return -ENOMEM;
-		fputs(o->first_json ? "[\n  " : ",\n  ", stdout);
-		o->first_json = false;
-		r = json_dumpf(j, stdout, JSON_COMPACT) < 0 ? -EIO : 0;
-		json_decref(j);
-		return r;
+		return ctl_json_stream_item(&o->first_json, j);
 	}
 	{
 		char when[40], dur[32], rows[48];
@@ -458,7 +452,7 @@ int cmd_replay(struct ctl *ctl, int argc, char **argv)
 	sqlite3_close(db);
 	if (r == 0) {
 		if (ctl->json)
-			fputs(o.first_json ? "[]\n" : "\n]\n", stdout);
+			ctl_json_stream_end(o.first_json);
 		else if (o.n == 0 && f.id) {
 			ctl_err("no statement %" PRId64 " in the audit database", f.id);
 			return CTL_FAILED;

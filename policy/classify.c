@@ -227,14 +227,9 @@ int classify_json(char *json, const char *text, size_t len, struct sql_class *ou
 	size_t i = 0;
 	int r;
 
-	r = sj_parse(&doc, json, strlen(json), SJ_MAX_BYTES, SJ_MAX_DEPTH);
+	r = cw_parse_stmts(&doc, json, &stmts);
 	if (r < 0)
 		goto out;
-	stmts = sj_get(&doc, sj_root(&doc), "stmts");
-	if (!stmts || stmts->type != SJ_ARRAY) {
-		r = -EINVAL;
-		goto out;
-	}
 	if (stmts->len > 0 && !(out->v = calloc(stmts->len, sizeof(*out->v)))) {
 		r = -ENOMEM;
 		goto out;

@@ -6,6 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- libpg_query's output ---------------------------------------------------- */
+
+int cw_parse_stmts(struct sj_doc *doc, char *json, const struct sj_node **stmts)
+{
+	int r = sj_parse(doc, json, strlen(json), SJ_MAX_BYTES, SJ_MAX_DEPTH);
+
+	if (r < 0)
+		return r;
+	*stmts = sj_get(doc, sj_root(doc), "stmts");
+	return *stmts && (*stmts)->type == SJ_ARRAY ? 0 : -EINVAL;
+}
+
 /* ---- small helpers ---------------------------------------------------------- */
 
 static bool grow(void **v, size_t *cap, size_t n, size_t size)

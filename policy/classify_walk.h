@@ -88,6 +88,10 @@ static inline bool cw_get_true(const struct walk *w, const struct sj_node *obj, 
 	return m && m->type == SJ_TRUE;
 }
 
+/* Read libpg_query's JSON output (modified in place, capped) into doc:
+ * its "stmts" array. 0, -EINVAL (not the tree expected), -E2BIG, -ENOMEM;
+ * doc is cleared by the caller either way. */
+int cw_parse_stmts(struct sj_doc *doc, char *json, const struct sj_node **stmts) WUR;
 /* The tree. */
 const struct sj_node *cw_unwrap(const struct walk *w, const struct sj_node *n, const char **type);
 const struct sj_node *cw_node_of(const struct walk *w, const struct sj_node *n, const char *want);

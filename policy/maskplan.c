@@ -659,14 +659,9 @@ int mp_plan_json(char *json, const struct pol_mask *m, const struct mask_catalog
 	size_t i = 0;
 	int r;
 
-	r = sj_parse(&doc, json, strlen(json), SJ_MAX_BYTES, SJ_MAX_DEPTH);
+	r = cw_parse_stmts(&doc, json, &stmts);
 	if (r < 0)
 		goto out;
-	stmts = sj_get(&doc, sj_root(&doc), "stmts");
-	if (!stmts || stmts->type != SJ_ARRAY) {
-		r = -EINVAL;
-		goto out;
-	}
 	if (stmts->len > 0 && !(p.v = calloc(stmts->len, sizeof(*p.v)))) {
 		r = -ENOMEM;
 		goto out;
