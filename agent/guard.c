@@ -108,6 +108,9 @@ int guard_classify(const char *text, size_t len, struct guard_class **out)
 
 	if (cacheable) {
 		h = text_hash(text, len);
+		/* A miss reads seen[] after the parse; start fetching it now,
+		 * alongside the bucket (both are random lines of 64 KiB). */
+		__builtin_prefetch(&cache.seen[h & (SEEN - 1)]);
 		for (g = cache.buckets[h & (BUCKETS - 1)]; g; g = g->next) {
 			if (g->hash != h || g->len != len || memcmp(g->text, text, len) != 0)
 				continue;

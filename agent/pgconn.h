@@ -175,6 +175,7 @@ struct pgconn {
 	iconv_t enc;             /* client_encoding -> UTF-8 for the audit, or (iconv_t)-1 */
 	char client_enc[32];     /* its name, as the server reported it ("" = not yet) */
 	struct buf desc;         /* the RowDescription answering the last Describe (pgrecord.h) */
+	struct pgrec *rec_spare; /* a finished record, kept for the next statement (pgrecord.c) */
 	struct maskconn *mask;   /* masking, when the connection has a [mask] (maskwire.h) */
 	uint64_t n_statements;
 	int64_t connected_us;
@@ -232,6 +233,8 @@ void pg_track_finish(struct pgconn *c, const char *why);
 void pg_note_parameter(struct pgconn *c, const uint8_t *body, size_t n);
 /* For pgclient.c: a new entry at the FIFO's tail (NULL: out of memory). */
 struct pend *pg_fifo_push(struct pgconn *c, enum pend_kind kind);
+/* Free the (empty) FIFO's memory: the connection is going. */
+void pg_fifo_release(struct pgconn *c);
 /* Record a statement decided here and never sent upstream (best effort:
  * when the audit cannot take it, the refusal itself protects). */
 void pg_record_decided(struct pgconn *c, const char *sql, size_t len, const char *decision,

@@ -107,6 +107,8 @@ static void conn_free(struct pgconn *c)
 	buf_release(&c->emit, 0);
 	buf_release(&c->subst, 0);
 	buf_release(&c->desc, 0);
+	pg_rec_release(c);
+	pg_fifo_release(c);
 	pg_mask_free(c);
 	free(c->refuse_why);
 	free(c->app_name);

@@ -57,10 +57,12 @@ static struct pgrec *rec_of(struct pgconn *c, struct pend *e)
 		return e->rec;
 	if (!recording(c) || (e->kind != PEND_QUERY && e->kind != PEND_EXECUTE))
 		return NULL;
-	r = calloc(1, sizeof(*r));
-	if (!r)
+	if ((r = c->rec_spare)) {
+		c->rec_spare = NULL;
+	} else if (!(r = calloc(1, sizeof(*r)))) {
 		return NULL;
-	r->b = (struct buf)BUF_INIT(c->agent->pol->p->agent.record_bytes + 64);
+	}
+	r->b.max = c->agent->pol->p->agent.record_bytes + 64;
 	if (buf_append(&r->b, REC_MAGIC, 4) < 0 || buf_append(&r->b, enc, enc_len + 1) < 0 ||
 	    buf_put_u8(&r->b, 0) < 0) {
 		buf_release(&r->b, 0);
@@ -177,13 +179,35 @@ const void *pg_rec_result(struct pgconn *c, struct pend *e, bool ran, size_t *le
 	return r->b.data;
 }
 
+/* A record of at most this capacity is kept for the connection's next
+ * statement (most results are a few rows), so recording does not cost
+ * allocations per statement; a bigger one is given back. */
+#define REC_KEEP 1024
+
 void pg_rec_free(struct pgconn *c, struct pend *e)
 {
-	if (!e->rec)
+	struct pgrec *r = e->rec;
+
+	if (!r)
 		return;
-	if (c->s2c.tap == e->rec)
-		c->s2c.tap = NULL;
-	buf_release(&e->rec->b, 0);
-	free(e->rec);
 	e->rec = NULL;
+	if (c->s2c.tap == r)
+		c->s2c.tap = NULL;
+	if (c->rec_spare || r->b.cap > REC_KEEP) {
+		buf_release(&r->b, 0);
+		free(r);
+		return;
+	}
+	*r = (struct pgrec){ .b = r->b };
+	buf_clear(&r->b);
+	c->rec_spare = r;
+}
+
+void pg_rec_release(struct pgconn *c)
+{
+	if (!c->rec_spare)
+		return;
+	buf_release(&c->rec_spare->b, 0);
+	free(c->rec_spare);
+	c->rec_spare = NULL;
 }

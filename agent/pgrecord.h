@@ -38,3 +38,5 @@ const void *pg_rec_result(struct pgconn *c, struct pend *e, bool ran, size_t *le
 void pg_rec_bound(struct pgconn *c);
 /* After the statement is recorded (and when the entry goes). */
 void pg_rec_free(struct pgconn *c, struct pend *e);
+/* The connection is going: free the record kept for reuse. */
+void pg_rec_release(struct pgconn *c);

@@ -20,6 +20,8 @@
 
 /* --- The pending FIFO ----------------------------------------------------- */
 
+#define FIFO_KEEP 4 /* entries allocated first, and kept while the connection lives */
+
 static struct pend *fifo_at(struct pgconn *c, size_t i)
 {
 	return &c->fifo[(c->fifo_head + i) % c->fifo_cap];
@@ -47,7 +49,7 @@ struct pend *pg_fifo_push(struct pgconn *c, enum pend_kind kind)
 	struct pend *e;
 
 	if (c->fifo_n == c->fifo_cap) {
-		size_t cap = c->fifo_cap ? c->fifo_cap * 2 : 8;
+		size_t cap = c->fifo_cap ? c->fifo_cap * 2 : FIFO_KEEP;
 		struct pend *v = malloc(cap * sizeof(*v));
 		if (!v)
 			return NULL;
@@ -82,11 +84,23 @@ static void fifo_pop(struct pgconn *c)
 	pend_clear(c, fifo_head(c));
 	c->fifo_head = (c->fifo_head + 1) % c->fifo_cap;
 	if (--c->fifo_n == 0) {
-		/* Idle connections keep no FIFO. */
-		free(c->fifo);
-		c->fifo = NULL;
-		c->fifo_cap = c->fifo_head = 0;
+		/* Empty: a first-size FIFO is kept for the next request (one
+		 * allocation per connection, not per statement); one grown by
+		 * deep pipelining goes, so idle connections hold little. */
+		c->fifo_head = 0;
+		if (c->fifo_cap > FIFO_KEEP) {
+			free(c->fifo);
+			c->fifo = NULL;
+			c->fifo_cap = 0;
+		}
 	}
+}
+
+void pg_fifo_release(struct pgconn *c)
+{
+	free(c->fifo);
+	c->fifo = NULL;
+	c->fifo_cap = c->fifo_head = c->fifo_n = 0;
 }
 
 /* --- Audit records ---------------------------------------------------------- */

@@ -144,12 +144,32 @@ int decide_scope_init(struct decide_scope *s, const struct policy *p,
 
 /* ---- verdicts ------------------------------------------------------------ */
 
+/* "rule at FILE:LINE", cut to fit; every allowed statement names its
+ * rule, so this is put together by hand rather than through printf. */
 static void rule_at(struct verdict *v, const struct pol_origin *o, const char *fallback)
 {
-	if (o && o->file && o->line)
-		say(v->rule, sizeof(v->rule), "rule at %s:%u", o->file, o->line);
-	else
+	static const char head[] = "rule at ";
+	char num[12], *d = v->rule, *end = v->rule + sizeof(v->rule) - 1;
+	size_t n, k = sizeof(num);
+	unsigned line;
+
+	if (!o || !o->file || !o->line) {
 		say(v->rule, sizeof(v->rule), "%s", fallback);
+		return;
+	}
+	for (line = o->line; line; line /= 10)
+		num[--k] = (char)('0' + line % 10);
+	num[--k] = ':';
+	memcpy(d, head, sizeof(head) - 1);
+	d += sizeof(head) - 1;
+	n = strlen(o->file);
+	n = n < (size_t)(end - d) ? n : (size_t)(end - d);
+	memcpy(d, o->file, n);
+	d += n;
+	n = sizeof(num) - k;
+	n = n < (size_t)(end - d) ? n : (size_t)(end - d);
+	memcpy(d, num + k, n);
+	d[n] = '\0';
 }
 
 static void verdict(struct verdict *v, enum verdict_kind kind, int klass)
