@@ -147,6 +147,7 @@ class Run:
     tps: float
     latency_ms: float
     failed: int
+    cpu_us: Optional[float] = None  # the proxy's CPU time (all threads) per transaction
 
 
 @dataclass
@@ -156,23 +157,37 @@ class Target:
     name: str
     user: Optional[str]
     env: dict
+    pid: Optional[int] = None       # the proxy process, whose CPU time is measured
+    dbname: Optional[str] = None    # when not the bench cluster's
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process, all its threads, in clock ticks."""
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
 
 
 def pgbench(target: Target, mode: str, clients: int, seconds: int, dbname: str,
             script: Optional[Path] = None) -> Run:
     threads = min(clients, 2)
     cmd = [str(sf.PG_BIN / "pgbench"), "-n", *(["-f", str(script)] if script else ["-S"]), "-M", mode,
-           "-c", str(clients), "-j", str(threads), "-T", str(seconds), dbname]
+           "-c", str(clients), "-j", str(threads), "-T", str(seconds), target.dbname or dbname]
+    ticks = cpu_ticks(target.pid) if target.pid else None
     r = sf.run(cmd, user=target.user, env=target.env, timeout=seconds + 120)
+    if ticks is not None:
+        ticks = cpu_ticks(target.pid) - ticks
     if r.rc != 0:
         raise RuntimeError(f"pgbench {target.name} {mode} c={clients} failed ({r.rc}):\n{r.stdout}\n{r.stderr}")
     tps = re.search(r"^tps = ([0-9.]+)", r.stdout, re.M)
     lat = re.search(r"^latency average = ([0-9.]+) ms", r.stdout, re.M)
     failed = re.search(r"^number of failed transactions: (\d+)", r.stdout, re.M)
+    done = re.search(r"^number of transactions actually processed: (\d+)", r.stdout, re.M)
     if not tps or not lat:
         raise RuntimeError(f"cannot read pgbench output:\n{r.stdout}")
+    cpu = (ticks / os.sysconf("SC_CLK_TCK") * 1e6 / int(done.group(1))
+           if ticks is not None and done and int(done.group(1)) else None)
     return Run(target.name, mode, clients, float(tps.group(1)), float(lat.group(1)),
-               int(failed.group(1)) if failed else 0)
+               int(failed.group(1)) if failed else 0, cpu)
 
 
 # --- idle connections and memory ---------------------------------------------------------
@@ -233,6 +248,8 @@ class Bench:
     runs: list = field(default_factory=list)
     mask_runs: list = field(default_factory=list)
     memory: dict = field(default_factory=dict)
+    baseline_proc: Optional[subprocess.Popen] = None
+    baseline_info: dict = field(default_factory=dict)
 
     def setup(self) -> None:
         a = self.args
@@ -259,10 +276,31 @@ class Bench:
                                      pool_size=max(a.clients, IDLE_CONNECTIONS) + 10).start()
             env = dict(broker, PGHOST=str(self.bouncer.socket_dir), PGPORT=str(self.bouncer.port))
             env.pop("PGSSLMODE", None)
-            self.targets["pgbouncer"] = Target("pgbouncer", None, env)
+            self.targets["pgbouncer"] = Target("pgbouncer", None, env, pid=self.bouncer.pid)
 
         if "sluice" in a.targets:
             self.setup_sluice()
+        if a.baseline:
+            self.setup_baseline()
+
+    def setup_baseline(self) -> None:
+        """Another tree's agent, set up by that tree's own bench.py in a
+        process of its own (bench/baseline.py), on its own cluster."""
+        src, build = self.args.baseline
+        say(f"==> baseline: {src} (build {build}), set up by its own bench.py")
+        self.baseline_proc = subprocess.Popen(
+            ["/usr/bin/python3", str(SRCDIR / "bench" / "baseline.py"), str(src), str(build)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.sandbox / "baseline.log", "wb"),
+            text=True, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"), cwd="/")
+        line = self.baseline_proc.stdout.readline()
+        if not line:
+            log = (self.sandbox / "baseline.log").read_text(errors="replace")
+            raise RuntimeError(f"the baseline's set-up failed:\n{log[-3000:]}")
+        info = json.loads(line)
+        self.baseline_info = info
+        self.targets["baseline"] = Target("baseline", info["user"], info["env"], pid=info["pid"],
+                                          dbname=info["dbname"])
+        say(f"    baseline sluiced pid {info['pid']}, guardrails: {info['guardrails']}")
 
     def setup_sluice(self) -> None:
         builddir = Path(os.environ["SLUICE_BUILDDIR"])
@@ -318,7 +356,7 @@ class Bench:
         say(f"    session {session.get('id')} (subject {BENCH_SUBJECT}), "
             f"grant {self.grant.get('id')} at {self.grant['socket_dir']}")
         env = {"PGHOST": self.grant["socket_dir"], "PGPORT": "5432", "PGDATABASE": self.pg.dbname}
-        self.targets["sluice"] = Target("sluice", BENCH_USER, env)
+        self.targets["sluice"] = Target("sluice", BENCH_USER, env, pid=self.agent.pid)
         if self.args.masking:
             g = self.agent.request_grant(BENCH_USER, MASKED_CONNECTION, ttl=GRANT_TTL, reason="benchmark")
             env = {"PGHOST": g["socket_dir"], "PGPORT": "5432", "PGDATABASE": self.pg.dbname}
@@ -348,7 +386,8 @@ class Bench:
                         raise
                     self.runs.append(run)
                     say(f"    [{n:2}/{total}] {name:9} {mode:8} c={clients:<2} {run.tps:10.0f} tps "
-                        f"{run.latency_ms:7.3f} ms" + (f"  {run.failed} failed" if run.failed else ""))
+                        f"{run.latency_ms:7.3f} ms" + (f" {run.cpu_us:6.1f} µs CPU/txn" if run.cpu_us else "")
+                        + (f"  {run.failed} failed" if run.failed else ""))
 
     def measure_masking(self) -> None:
         """The masked-column workloads, masked and unmasked interleaved."""
@@ -400,6 +439,12 @@ class Bench:
             elif self.agent.killed or rc != 0:
                 say(f"warning: sluiced did not stop cleanly on SIGTERM (status {rc}, "
                     f"{'killed' if self.agent.killed else 'exited'}); its log: {self.agent.log_path}")
+        if self.baseline_proc:
+            self.baseline_proc.stdin.close()
+            try:
+                self.baseline_proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.baseline_proc.kill()
         if self.bus:
             self.bus.stop()
         if self.idp:
@@ -458,6 +503,9 @@ def report(b: Bench) -> tuple[str, bool]:
                 if rp is not None:
                     all_ok &= ok_p
             lines.append(f"| {mode} | {clients} | " + " | ".join(cells) + " |")
+    lines += [""] + cpu_table(b)
+    if "baseline" in a.targets:
+        lines += [""] + baseline_table(b)
     lines.append("")
     for name, (before, after) in b.memory.items():
         per = (after - before) / IDLE_CONNECTIONS
@@ -492,6 +540,45 @@ def report(b: Bench) -> tuple[str, bool]:
     return "\n".join(lines), all_ok
 
 
+def cpu_table(b: Bench) -> list[str]:
+    """The proxies' own CPU time per transaction (all threads: for sluiced
+    the proxy thread and the audit writer), steadier than tps on a noisy
+    machine; what it does not show is the kernel time of the processes it
+    wakes."""
+    names = [t for t in ("pgbouncer", "sluice", "baseline") if t in b.args.targets]
+    if not names:
+        return []
+    lines = ["Proxy CPU time per transaction, µs (user + system, all threads; median):", "",
+             "| mode | clients | " + " | ".join(names) + " |", "|" + "---|" * (2 + len(names))]
+    for clients in (b.args.clients, 1):
+        for mode in MODES:
+            cells = []
+            for t in names:
+                v = median([r for r in b.runs if r.cpu_us is not None], t, mode, clients, "cpu_us")
+                cells.append("-" if v is None else f"{v:.1f}")
+            lines.append(f"| {mode} | {clients} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def baseline_table(b: Bench) -> list[str]:
+    """This tree against the baseline tree, each against the same pgbouncer."""
+    src, build = b.args.baseline
+    lines = [f"Baseline: {src} (build {build}); its guardrails: {b.baseline_info.get('guardrails', '?')}", "",
+             "| mode | clients | baseline tps (ms) | baseline/pgbouncer | sluice/pgbouncer | sluice/baseline |",
+             "|---|---|---|---|---|---|"]
+    for clients in (b.args.clients, 1):
+        for mode in MODES:
+            v = {t: median(b.runs, t, mode, clients, "tps") for t in ("baseline", "sluice", "pgbouncer")}
+            lat = median(b.runs, "baseline", mode, clients, "latency_ms")
+
+            def ratio(x: str, y: str) -> str:
+                return f"{v[x] / v[y]:.2f}×" if v.get(x) and v.get(y) else "-"
+            base = "-" if v["baseline"] is None else f"{v['baseline']:,.0f} ({lat:.3f})"
+            lines.append(f"| {mode} | {clients} | {base} | {ratio('baseline', 'pgbouncer')} | "
+                         f"{ratio('sluice', 'pgbouncer')} | {ratio('sluice', 'baseline')} |")
+    return lines
+
+
 def machine_line() -> str:
     cpu = "?"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -519,6 +606,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="also run the masked-column workload (sluice with and without a [mask]); needs sluice")
     p.add_argument("--masking-only", action="store_true",
                    help="only the masked-column workload (implies --masking)")
+    p.add_argument("--baseline", metavar="SRC[:BUILD]",
+                   help="also measure another tree's sluice (say, an older commit's worktree), set up by that "
+                        "tree's own bench.py, interleaved with the rest; BUILD defaults to SRC/_build/default")
     p.add_argument("--no-guardrails", dest="guardrails", action="store_false",
                    help="run sluice without a [guardrail] section (the built-in defaults still parse every statement)")
     a = p.parse_args(argv)
@@ -528,6 +618,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if bad or "direct" not in a.targets:
         p.error("--targets: a subset of direct,pgbouncer,sluice that includes direct")
     a.targets = [t for t in TARGETS if t in a.targets]
+    if a.baseline:
+        src, _, build = a.baseline.partition(":")
+        src = Path(src).resolve()
+        build = Path(build).resolve() if build else src / "_build" / "default"
+        if not (src / "bench" / "bench.py").is_file() or not os.access(build / "agent" / "sluiced", os.X_OK):
+            p.error(f"--baseline: need {src}/bench/bench.py and a built {build}/agent/sluiced")
+        if "sluice" not in a.targets or a.masking_only:
+            p.error("--baseline compares with sluice: keep sluice among --targets, without --masking-only")
+        a.baseline = (src, build)
+        a.targets.append("baseline")
     a.masking = a.masking or a.masking_only
     if a.masking and "sluice" not in a.targets:
         p.error("--masking needs sluice among --targets")
@@ -581,7 +681,7 @@ def main(argv: list[str]) -> int:
     else:
         say("\nall targets met" if ok else "\nsome targets MISSED: profile and say where the time goes (bench/README.md)")
     if args.json:
-        args.json.write_text(json.dumps({"started": started, "args": {k: (str(v) if isinstance(v, Path) else v)
+        args.json.write_text(json.dumps({"started": started, "args": {k: (str(v) if isinstance(v, (Path, tuple)) else v)
                                                                     for k, v in vars(args).items()},
                                          "runs": [vars(r) for r in b.runs],
                                          "masking_runs": [vars(r) for r in b.mask_runs],
