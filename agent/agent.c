@@ -54,10 +54,10 @@ static int add_error(struct pol_errors *errs, const char *fmt, ...)
 		return -ENOMEM;
 	errs->v = v;
 	va_start(ap, fmt);
-	r = vasprintf(&v[errs->n], fmt, ap);
+	r = str_vprintf(&v[errs->n], fmt, ap);
 	va_end(ap);
 	if (r < 0)
-		return -ENOMEM;
+		return r;
 	errs->n++;
 	return 0;
 }

@@ -137,8 +137,7 @@ static void set_err(char **err, const char *fmt, ...)
 	free(*err);
 	*err = NULL;
 	va_start(ap, fmt);
-	if (vasprintf(err, fmt, ap) < 0)
-		*err = NULL;
+	str_vprintf(err, fmt, ap); /* on failure *err is NULL: no message */
 	va_end(ap);
 }
 

@@ -106,6 +106,15 @@ char *strdup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+int str_vprintf(char **out, const char *fmt, va_list ap)
+{
+	if (vasprintf(out, fmt, ap) < 0) {
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 bool name_is_safe(const char *s, size_t max)
 {
 	size_t n = 0;

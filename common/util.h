@@ -1,6 +1,7 @@
 /* Small helpers shared by every part: cleanup attributes, number parsing,
  * clocks, randomness, secrets. Nothing here logs. */
 #pragma once
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,6 +42,10 @@ void secret_free_str(char *s);
 
 /* strdup that returns NULL on NULL. */
 char *strdup_or_null(const char *s);
+
+/* vasprintf into *out: 0, or -ENOMEM with *out NULL (vasprintf leaves it
+ * undefined), so a caller may keep the NULL as "no message". */
+int str_vprintf(char **out, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /* True when s is a safe name: [A-Za-z0-9._-], 1..max bytes, not "." or "..". */
 bool name_is_safe(const char *s, size_t max);

@@ -127,60 +127,13 @@ static int approvals_table(const struct ctl *ctl, const struct dbusc_dict_list *
 		row[k++] = str_or(ap, "sql", NULL);
 		r = table_add_row(t, row);
 	}
-	if (r == 0)
-		r = table_flush(t, stdout);
-	t = table_free(t);
-	if (r < 0) {
-		ctl_err("cannot print the approvals: %s", strerror(-r));
-		return CTL_FAILED;
-	}
-	return CTL_OK;
+	return ctl_table_done(t, r, "approvals");
 }
 
 int cmd_approvals(struct ctl *ctl, int argc, char **argv)
 {
-	static const char usage[] = "sluicectl approvals [--all]";
-	bool all = false;
-	const struct ctl_opt opts[] = {
-		{ "all", false, NULL, &all },
-		{ NULL, false, NULL, NULL },
-	};
-	struct dbusc_dict_list l = { 0 };
-	DBusMessage *reply = NULL;
-	dbus_bool_t all_arg;
-	size_t n_pos;
-	int r;
-
-	r = ctl_command_args(ctl, usage, argc, argv, opts, NULL, 0, 0, &n_pos);
-	if (r >= 0)
-		return r;
-	all_arg = all;
-	r = ctl_call("ListApprovals", &reply, DBUS_TYPE_BOOLEAN, &all_arg, DBUS_TYPE_INVALID);
-	if (r != 0)
-		return r;
-	r = dbusc_reply_dict_list(reply, &l);
-	dbus_message_unref(reply);
-	if (r < 0)
-		return ctl_bad_reply("ListApprovals", r);
-	if (ctl->json) {
-		json_t *a = json_array();
-
-		r = a ? 0 : -ENOMEM;
-		for (size_t i = 0; i < l.n && r == 0; i++)
-			if (json_array_append_new(a, approval_json(&l.v[i])) < 0)
-				r = -ENOMEM;
-		if (r == 0) {
-			r = ctl_emit_json(a);
-		} else {
-			json_decref(a);
-			ctl_err("out of memory");
-			r = CTL_FAILED;
-		}
-	} else {
-		r = approvals_table(ctl, &l, all);
-	}
-	dbusc_dict_list_clear(&l);
-	return r;
+	return ctl_list_command(ctl, argc, argv, "sluicectl approvals [--all]", "ListApprovals",
+				approval_json, approvals_table);
 }
 
 /* ---- sluicectl approve / deny ---- */

@@ -16,7 +16,7 @@
 #define TABLE_CHUNK 1000
 
 /* The database path: --database, else [agent] database of the config. */
-int ctl_audit_db_path(const struct ctl *ctl, const char *opt, char **out)
+static int db_path(const struct ctl *ctl, const char *opt, char **out)
 {
 	struct pol_errors errs = { 0 };
 	struct policy *p = NULL;
@@ -52,7 +52,7 @@ int ctl_audit_db_path(const struct ctl *ctl, const char *opt, char **out)
 	return 0;
 }
 
-int ctl_audit_open(const char *path, sqlite3 **db)
+static int db_open_ro(const char *path, sqlite3 **db)
 {
 	char *err = NULL;
 	int r;
@@ -78,6 +78,18 @@ int ctl_audit_open(const char *path, sqlite3 **db)
 	}
 	free(err);
 	return 0;
+}
+
+int ctl_audit_db_open(const struct ctl *ctl, const char *database, char **path, sqlite3 **db)
+{
+	int r;
+
+	if (database && !*database)
+		return ctl_usage_error("--database needs a path");
+	r = db_path(ctl, database, path);
+	if (r != 0)
+		return r;
+	return db_open_ro(*path, db);
 }
 
 struct audit_out {
@@ -254,10 +266,7 @@ static int audit_list(struct ctl *ctl, int argc, char **argv)
 	f.grant_id = grant;
 	f.decision = decision;
 
-	r = ctl_audit_db_path(ctl, database, &path);
-	if (r != 0)
-		return r;
-	r = ctl_audit_open(path, &db);
+	r = ctl_audit_db_open(ctl, database, &path, &db);
 	if (r != 0)
 		return r;
 	if (!ctl->json) {
@@ -311,12 +320,7 @@ static int audit_verify(struct ctl *ctl, int argc, char **argv)
 	r = ctl_command_args(ctl, usage, argc, argv, opts, NULL, 0, 0, &n_pos);
 	if (r >= 0)
 		return r;
-	if (database && !*database)
-		return ctl_usage_error("--database needs a path");
-	r = ctl_audit_db_path(ctl, database, &path);
-	if (r != 0)
-		return r;
-	r = ctl_audit_open(path, &db);
+	r = ctl_audit_db_open(ctl, database, &path, &db);
 	if (r != 0)
 		return r;
 	r = auditdb_verify(db, &res);

@@ -52,3 +52,18 @@ int ctl_bad_reply(const char *method, int r)
 		ctl_err("unexpected reply from sluiced to %s (%s)", method, strerror(-r));
 	return CTL_FAILED;
 }
+
+int ctl_list_call(const char *method, bool all, struct dbusc_dict_list *l)
+{
+	DBusMessage *reply = NULL;
+	dbus_bool_t all_arg = all;
+	int r = ctl_call(method, &reply, DBUS_TYPE_BOOLEAN, &all_arg, DBUS_TYPE_INVALID);
+
+	if (r != 0)
+		return r;
+	r = dbusc_reply_dict_list(reply, l);
+	dbus_message_unref(reply);
+	if (r < 0)
+		return ctl_bad_reply(method, r);
+	return 0;
+}

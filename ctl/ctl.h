@@ -141,14 +141,31 @@ int ctl_call(const char *method, DBusMessage **reply, int first_arg_type, ...) W
 int ctl_bus_failed(struct dbusc_error *err);
 /* A reply we could not read: print it and return CTL_FAILED. */
 int ctl_bad_reply(const char *method, int r);
+/* Call a listing method that takes one boolean (all) and answers an array
+ * of dicts (ListGrants, ListSessions, ListApprovals): 0 with *l filled, or
+ * CTL_FAILED after printing why. */
+struct dbusc_dict_list;
+int ctl_list_call(const char *method, bool all, struct dbusc_dict_list *l) WUR;
+
+/* ---- listing commands (ctl/main.c) ---- */
+/* The whole of "sluicectl NAME [--all]": parse the arguments (usage), call
+ * method (ctl_list_call), then print a JSON array of to_json(each entry)
+ * with --json, else what table(ctl, list, all) prints. Returns the exit
+ * code. */
+int ctl_list_command(struct ctl *ctl, int argc, char **argv, const char *usage,
+		     const char *method, json_t *(*to_json)(const struct dbusc_dict *d),
+		     int (*table)(const struct ctl *ctl, const struct dbusc_dict_list *l, bool all));
+/* The end of a listing's table: when r is 0 (every row added), flush t on
+ * stdout; free t. CTL_OK, or CTL_FAILED after "cannot print the WHAT: ...". */
+int ctl_table_done(struct table *t, int r, const char *what);
 
 /* ---- the commands ---- */
-/* The session database (ctl/audit.c): its path (--database, else [agent]
- * database of the configuration) and a read-only handle; CTL_FAILED after
- * saying why. */
+/* The session database (ctl/audit.c): its path into *path (database, the
+ * --database option, else [agent] database of the configuration; the
+ * caller frees it, also on failure) and a read-only handle. 0, CTL_USAGE
+ * when --database was given empty, or CTL_FAILED after saying why. */
 typedef struct sqlite3 sqlite3;
-int ctl_audit_db_path(const struct ctl *ctl, const char *opt, char **out) WUR;
-int ctl_audit_open(const char *path, sqlite3 **db) WUR;
+int ctl_audit_db_open(const struct ctl *ctl, const char *database, char **path, sqlite3 **db) WUR;
 int cmd_status(struct ctl *ctl, int argc, char **argv);
 int cmd_reload(struct ctl *ctl, int argc, char **argv);
 int cmd_grant(struct ctl *ctl, int argc, char **argv);   /* grant request | grant show */

@@ -398,63 +398,13 @@ static int grants_table(const struct ctl *ctl, const struct dbusc_dict_list *l, 
 			r = table_add_row(t, row);
 		}
 	}
-	if (r == 0)
-		r = table_flush(t, stdout);
-	t = table_free(t);
-	if (r < 0) {
-		ctl_err("cannot print the grants: %s", strerror(-r));
-		return CTL_FAILED;
-	}
-	return CTL_OK;
+	return ctl_table_done(t, r, "grants");
 }
 
 int cmd_grants(struct ctl *ctl, int argc, char **argv)
 {
-	static const char usage[] = "sluicectl grants [--all]";
-	bool all = false;
-	const struct ctl_opt opts[] = {
-		{ "all", false, NULL, &all },
-		{ NULL, false, NULL, NULL },
-	};
-	size_t n_pos;
-	struct dbusc_dict_list l = { 0 };
-	DBusMessage *reply = NULL;
-	dbus_bool_t all_arg;
-	int r;
-
-	r = ctl_command_args(ctl, usage, argc, argv, opts, NULL, 0, 0, &n_pos);
-	if (r >= 0)
-		return r;
-	all_arg = all;
-	r = ctl_call("ListGrants", &reply, DBUS_TYPE_BOOLEAN, &all_arg,
-		     DBUS_TYPE_INVALID);
-	if (r != 0)
-		return r;
-	r = dbusc_reply_dict_list(reply, &l);
-	dbus_message_unref(reply);
-	if (r < 0)
-		return ctl_bad_reply("ListGrants", r);
-	if (ctl->json) {
-		json_t *a = json_array();
-
-		r = a ? 0 : -ENOMEM;
-		for (size_t i = 0; i < l.n && r == 0; i++)
-			if (json_array_append_new(a, ctl_grant_json(&l.v[i])) < 0)
-				r = -ENOMEM;
-		if (r == 0)
-			r = ctl_print_json(a, stdout);
-		json_decref(a);
-		if (r < 0) {
-			ctl_err("cannot write the grants as JSON");
-			r = CTL_FAILED;
-		} else {
-			r = CTL_OK;
-		}
-	} else {
-		r = grants_table(ctl, &l, all);
-	}
-	dbusc_dict_list_clear(&l);
-	return r;
+	return ctl_list_command(ctl, argc, argv, "sluicectl grants [--all]", "ListGrants",
+				ctl_grant_json, grants_table);
 }
 
 int cmd_revoke(struct ctl *ctl, int argc, char **argv)

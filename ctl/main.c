@@ -10,6 +10,8 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "common/dbusc.h"
+
 static const char usage_text[] =
 	"Usage: sluicectl [--config FILE] [--json] COMMAND [ARGS...]\n"
 	"\n"
@@ -139,6 +141,58 @@ int ctl_command_args(struct ctl *ctl, const char *usage, int argc, char **argv,
 	if (json)
 		ctl->json = true;
 	return -1;
+}
+
+int ctl_list_command(struct ctl *ctl, int argc, char **argv, const char *usage,
+		     const char *method, json_t *(*to_json)(const struct dbusc_dict *d),
+		     int (*table)(const struct ctl *ctl, const struct dbusc_dict_list *l, bool all))
+{
+	bool all = false;
+	const struct ctl_opt opts[] = {
+		{ "all", false, NULL, &all },
+		{ NULL, false, NULL, NULL },
+	};
+	struct dbusc_dict_list l = { 0 };
+	size_t n_pos;
+	int r;
+
+	r = ctl_command_args(ctl, usage, argc, argv, opts, NULL, 0, 0, &n_pos);
+	if (r >= 0)
+		return r;
+	r = ctl_list_call(method, all, &l);
+	if (r != 0)
+		return r;
+	if (ctl->json) {
+		json_t *a = json_array();
+
+		r = a ? 0 : -ENOMEM;
+		for (size_t i = 0; i < l.n && r == 0; i++)
+			if (json_array_append_new(a, to_json(&l.v[i])) < 0)
+				r = -ENOMEM;
+		if (r == 0) {
+			r = ctl_emit_json(a);
+		} else {
+			json_decref(a);
+			ctl_err("out of memory");
+			r = CTL_FAILED;
+		}
+	} else {
+		r = table(ctl, &l, all);
+	}
+	dbusc_dict_list_clear(&l);
+	return r;
+}
+
+int ctl_table_done(struct table *t, int r, const char *what)
+{
+	if (r == 0)
+		r = table_flush(t, stdout);
+	table_free(t);
+	if (r < 0) {
+		ctl_err("cannot print the %s: %s", what, strerror(-r));
+		return CTL_FAILED;
+	}
+	return CTL_OK;
 }
 
 static int cmd_help(struct ctl *ctl, int argc, char **argv)

@@ -432,9 +432,9 @@ int cmd_replay(struct ctl *ctl, int argc, char **argv)
 	r = ctl_command_args(ctl, usage, argc, argv, opts, pos, 1, 1, &n_pos);
 	if (r >= 0)
 		return r;
-	if (database && !*database)
-		return ctl_usage_error("--database needs a path");
-	if (!*pos[0])
+	/* An empty ID is a usage error, but an empty --database has always
+	 * been said first: ctl_audit_db_open says it below. */
+	if (!*pos[0] && !(database && !*database))
 		return ctl_usage_error("%s", usage);
 	/* A statement's id is a number (sluicectl audit --json shows it); a
 	 * grant's id never is. */
@@ -442,10 +442,7 @@ int cmd_replay(struct ctl *ctl, int argc, char **argv)
 		f.id = (int64_t)id;
 	else
 		f.grant_id = pos[0];
-	r = ctl_audit_db_path(ctl, database, &path);
-	if (r != 0)
-		return r;
-	r = ctl_audit_open(path, &db);
+	r = ctl_audit_db_open(ctl, database, &path, &db);
 	if (r != 0)
 		return r;
 	r = auditdb_each_statement(db, &f, replay_row, &o);

@@ -92,21 +92,6 @@ static int close_session(const struct ctl *ctl, const char *id)
 	return print_closed(ctl, id);
 }
 
-static int list_sessions(bool all, struct dbusc_dict_list *l)
-{
-	DBusMessage *reply = NULL;
-	dbus_bool_t all_arg = all;
-	int r = ctl_call("ListSessions", &reply, DBUS_TYPE_BOOLEAN, &all_arg, DBUS_TYPE_INVALID);
-
-	if (r != 0)
-		return r;
-	r = dbusc_reply_dict_list(reply, l);
-	dbus_message_unref(reply);
-	if (r < 0)
-		return ctl_bad_reply("ListSessions", r);
-	return 0;
-}
-
 int cmd_login(struct ctl *ctl, int argc, char **argv)
 {
 	static const char usage[] = "sluicectl login [--token-file FILE|-]";
@@ -173,7 +158,7 @@ static int close_own_session(const struct ctl *ctl)
 {
 	struct dbusc_dict_list l = { 0 };
 	char *id = NULL;
-	int r = list_sessions(false, &l);
+	int r = ctl_list_call("ListSessions", false, &l);
 
 	if (r != 0)
 		return r;
@@ -252,53 +237,13 @@ static int sessions_table(const struct ctl *ctl, const struct dbusc_dict_list *l
 			r = table_add_row(t, row);
 		}
 	}
-	if (r == 0)
-		r = table_flush(t, stdout);
-	t = table_free(t);
-	if (r < 0) {
-		ctl_err("cannot print the sessions: %s", strerror(-r));
-		return CTL_FAILED;
-	}
-	return CTL_OK;
+	return ctl_table_done(t, r, "sessions");
 }
 
 int cmd_sessions(struct ctl *ctl, int argc, char **argv)
 {
-	static const char usage[] = "sluicectl sessions [--all]";
-	bool all = false;
-	const struct ctl_opt opts[] = {
-		{ "all", false, NULL, &all },
-		{ NULL, false, NULL, NULL },
-	};
-	struct dbusc_dict_list l = { 0 };
-	size_t n_pos;
-	int r;
-
-	r = ctl_command_args(ctl, usage, argc, argv, opts, NULL, 0, 0, &n_pos);
-	if (r >= 0)
-		return r;
-	r = list_sessions(all, &l);
-	if (r != 0)
-		return r;
-	if (ctl->json) {
-		json_t *a = json_array();
-
-		r = a ? 0 : -ENOMEM;
-		for (size_t i = 0; i < l.n && r == 0; i++)
-			if (json_array_append_new(a, ctl_session_json(&l.v[i])) < 0)
-				r = -ENOMEM;
-		if (r == 0)
-			r = ctl_emit_json(a);
-		else {
-			json_decref(a);
-			ctl_err("out of memory");
-			r = CTL_FAILED;
-		}
-	} else {
-		r = sessions_table(ctl, &l, all);
-	}
-	dbusc_dict_list_clear(&l);
-	return r;
+	return ctl_list_command(ctl, argc, argv, "sluicectl sessions [--all]", "ListSessions",
+				ctl_session_json, sessions_table);
 }
 
 static void print_session_details(const struct dbusc_dict *s)

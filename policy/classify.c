@@ -209,12 +209,10 @@ static int fail(struct sql_class *out, int pos, const char *fmt, ...)
 	int r;
 
 	va_start(ap, fmt);
-	r = vasprintf(&out->error, fmt, ap);
+	r = str_vprintf(&out->error, fmt, ap);
 	va_end(ap);
-	if (r < 0) {
-		out->error = NULL;
-		return -ENOMEM;
-	}
+	if (r < 0)
+		return r;
 	out->error_pos = pos;
 	return 0;
 }

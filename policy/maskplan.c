@@ -690,13 +690,9 @@ static int plans_error(struct mask_plans *p, const char *fmt, ...)
 	int r;
 
 	va_start(ap, fmt);
-	r = vasprintf(&p->error, fmt, ap);
+	r = str_vprintf(&p->error, fmt, ap);
 	va_end(ap);
-	if (r < 0) {
-		p->error = NULL;
-		return -ENOMEM;
-	}
-	return 0;
+	return r;
 }
 
 int mask_plan(const char *text, const struct pol_mask *m, const struct mask_catalog *cat,
