@@ -432,9 +432,7 @@ int cmd_replay(struct ctl *ctl, int argc, char **argv)
 	r = ctl_command_args(ctl, usage, argc, argv, opts, pos, 1, 1, &n_pos);
 	if (r >= 0)
 		return r;
-	/* An empty ID is a usage error, but an empty --database has always
-	 * been said first: ctl_audit_db_open says it below. */
-	if (!*pos[0] && !(database && !*database))
+	if (!*pos[0])
 		return ctl_usage_error("%s", usage);
 	/* A statement's id is a number (sluicectl audit --json shows it); a
 	 * grant's id never is. */
