@@ -155,6 +155,11 @@ int ctl_list_call(const char *method, bool all, struct dbusc_dict_list *l) WUR;
 int ctl_list_command(struct ctl *ctl, int argc, char **argv, const char *usage,
 		     const char *method, json_t *(*to_json)(const struct dbusc_dict *d),
 		     int (*table)(const struct ctl *ctl, const struct dbusc_dict_list *l, bool all));
+/* The whole of "sluicectl NOUN show ID": call method with the ID, then
+ * print to_json(the reply) with --json, else details(the reply). */
+int ctl_show_command(struct ctl *ctl, int argc, char **argv, const char *usage,
+		     const char *method, json_t *(*to_json)(const struct dbusc_dict *d),
+		     void (*details)(const struct dbusc_dict *d));
 /* The end of a listing's table: when r is 0 (every row added), flush t on
  * stdout; free t. CTL_OK, or CTL_FAILED after "cannot print the WHAT: ...". */
 int ctl_table_done(struct table *t, int r, const char *what);

@@ -304,34 +304,8 @@ static int grant_request(struct ctl *ctl, int argc, char **argv)
 
 static int grant_show(struct ctl *ctl, int argc, char **argv)
 {
-	static const char usage[] = "sluicectl grant show ID";
-	const struct ctl_opt opts[] = { { NULL, false, NULL, NULL } };
-	char *pos[1];
-	size_t n_pos;
-	struct dbusc_dict g = { 0 };
-	DBusMessage *reply = NULL;
-	const char *id;
-	int r;
-
-	r = ctl_command_args(ctl, usage, argc, argv, opts, pos, 1, 1, &n_pos);
-	if (r >= 0)
-		return r;
-	id = pos[0];
-	r = ctl_call("GetGrant", &reply, DBUS_TYPE_STRING, &id, DBUS_TYPE_INVALID);
-	if (r != 0)
-		return r;
-	r = dbusc_reply_dict(reply, &g);
-	dbus_message_unref(reply);
-	if (r < 0)
-		return ctl_bad_reply("GetGrant", r);
-	if (ctl->json) {
-		r = print_grant_json(&g);
-	} else {
-		print_grant_details(&g);
-		r = CTL_OK;
-	}
-	dbusc_dict_clear(&g);
-	return r;
+	return ctl_show_command(ctl, argc, argv, "sluicectl grant show ID", "GetGrant",
+				ctl_grant_json, print_grant_details);
 }
 
 int cmd_grant(struct ctl *ctl, int argc, char **argv)

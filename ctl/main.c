@@ -183,6 +183,39 @@ int ctl_list_command(struct ctl *ctl, int argc, char **argv, const char *usage,
 	return r;
 }
 
+int ctl_show_command(struct ctl *ctl, int argc, char **argv, const char *usage,
+		     const char *method, json_t *(*to_json)(const struct dbusc_dict *d),
+		     void (*details)(const struct dbusc_dict *d))
+{
+	const struct ctl_opt opts[] = { { NULL, false, NULL, NULL } };
+	struct dbusc_dict d = { 0 };
+	DBusMessage *reply = NULL;
+	char *pos[1];
+	size_t n_pos;
+	const char *id;
+	int r;
+
+	r = ctl_command_args(ctl, usage, argc, argv, opts, pos, 1, 1, &n_pos);
+	if (r >= 0)
+		return r;
+	id = pos[0];
+	r = ctl_call(method, &reply, DBUS_TYPE_STRING, &id, DBUS_TYPE_INVALID);
+	if (r != 0)
+		return r;
+	r = dbusc_reply_dict(reply, &d);
+	dbus_message_unref(reply);
+	if (r < 0)
+		return ctl_bad_reply(method, r);
+	if (ctl->json) {
+		r = ctl_emit_json(to_json(&d));
+	} else {
+		details(&d);
+		r = CTL_OK;
+	}
+	dbusc_dict_clear(&d);
+	return r;
+}
+
 int ctl_table_done(struct table *t, int r, const char *what)
 {
 	if (r == 0)

@@ -289,34 +289,8 @@ static void print_session_details(const struct dbusc_dict *s)
 
 static int session_show(struct ctl *ctl, int argc, char **argv)
 {
-	static const char usage[] = "sluicectl session show ID";
-	const struct ctl_opt opts[] = { { NULL, false, NULL, NULL } };
-	struct dbusc_dict s = { 0 };
-	DBusMessage *reply = NULL;
-	char *pos[1];
-	size_t n_pos;
-	const char *id;
-	int r;
-
-	r = ctl_command_args(ctl, usage, argc, argv, opts, pos, 1, 1, &n_pos);
-	if (r >= 0)
-		return r;
-	id = pos[0];
-	r = ctl_call("GetSession", &reply, DBUS_TYPE_STRING, &id, DBUS_TYPE_INVALID);
-	if (r != 0)
-		return r;
-	r = dbusc_reply_dict(reply, &s);
-	dbus_message_unref(reply);
-	if (r < 0)
-		return ctl_bad_reply("GetSession", r);
-	if (ctl->json) {
-		r = ctl_emit_json(ctl_session_json(&s));
-	} else {
-		print_session_details(&s);
-		r = CTL_OK;
-	}
-	dbusc_dict_clear(&s);
-	return r;
+	return ctl_show_command(ctl, argc, argv, "sluicectl session show ID", "GetSession",
+				ctl_session_json, print_session_details);
 }
 
 static int session_close(struct ctl *ctl, int argc, char **argv)
