@@ -1,6 +1,6 @@
 """Hold another sluice tree's benchmark set-up open for bench/run --baseline.
 
-    python3 bench/baseline.py SRCDIR BUILDDIR
+    python3 bench/baseline.py SRCDIR BUILDDIR [--scale N] [--no-guardrails]
 
 Run by bench.py in a fresh interpreter, so the other tree's bench.py and
 test fixtures are the ones loaded (an older tree's sluiced wants its own
@@ -10,11 +10,19 @@ bus and agent, configured as that tree configures them), prints one JSON
 line describing its sluice target, and tears everything down when its
 standard input closes.
 
+--scale and --no-guardrails are this run's (their defaults are bench.py's):
+the other tree is given each one whose value differs from that tree's own
+default, and when it cannot take it, this exits with an error rather than
+measure a different cluster or configuration. A tree older than
+--no-guardrails never writes a [guardrail] section: with guardrails on it
+runs without one (the JSON says so); with them off it needs no flag.
+
 The JSON: {"user": account, "env": libpq environment, "pid": sluiced's pid,
 "dbname": database, "guardrails": "[guardrail] ..." or "none"}.
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
@@ -23,16 +31,45 @@ import sys
 from pathlib import Path
 
 
+def their_args(bench, src: Path, want: argparse.Namespace) -> argparse.Namespace:
+    """The other tree's parsed options for its set-up, with this run's scale
+    and guardrail choice, or SystemExit saying why it cannot have them."""
+    base = ["--targets", "direct,sluice"]
+    defaults = bench.parse_args(base)
+    extra = []
+    if defaults.scale != want.scale:
+        extra += ["--scale", str(want.scale)]
+    theirs = getattr(defaults, "guardrails", None)  # None: that tree never writes a [guardrail]
+    if theirs is True and not want.guardrails:
+        extra.append("--no-guardrails")
+    if theirs is False and want.guardrails:
+        raise SystemExit(f"baseline: {src}/bench/bench.py runs sluice without a [guardrail] by default and "
+                         "has no option to add one; run bench/run with --no-guardrails")
+    try:
+        args = bench.parse_args(base + extra)
+    except SystemExit:
+        # argparse has printed its error above.
+        raise SystemExit(f"baseline: {src}/bench/bench.py does not accept {' '.join(extra)}, "
+                         "so it cannot be set up like this run") from None
+    if args.scale != want.scale or getattr(args, "guardrails", False) != (want.guardrails and theirs is not None):
+        raise SystemExit(f"baseline: {src}/bench/bench.py did not take {' '.join(extra) or 'its defaults'} "
+                         "as this run means them")
+    return args
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: baseline.py SRCDIR BUILDDIR", file=sys.stderr)
-        return 2
-    src, build = Path(argv[0]).resolve(), Path(argv[1]).resolve()
+    p = argparse.ArgumentParser(prog="bench/baseline.py")
+    p.add_argument("src", type=Path)
+    p.add_argument("build", type=Path)
+    p.add_argument("--scale", type=int, default=10)
+    p.add_argument("--no-guardrails", dest="guardrails", action="store_false")
+    want = p.parse_args(argv)
+    src, build = want.src.resolve(), want.build.resolve()
     os.environ["SLUICE_SRCDIR"] = str(src)
     os.environ["SLUICE_BUILDDIR"] = str(build)
     sys.path.insert(0, str(src / "bench"))
     bench = importlib.import_module("bench")
-    args = bench.parse_args(["--targets", "direct,sluice"])
+    args = their_args(bench, src, want)
     sf = bench.sf
     sf.require_root()
     accounts = sf.ensure_accounts((sf.AGENT_USER, sf.PG_USER, bench.BENCH_USER))

@@ -6,9 +6,13 @@ bench/README.md. Everything lives in /tmp/sluice-bench-XXXX and is removed
 at the end (--keep keeps it).
 
 Paths measured (all on this machine, loopback only):
-  direct     pgbench -> TCP 127.0.0.1 -> postgres            (SCRAM, no TLS)
-  pgbouncer  pgbench -> Unix socket -> pgbouncer -> TCP -> postgres
-  sluice     pgbench (as the grant's account) -> grant socket -> sluiced -> TCP -> postgres
+  direct         pgbench -> TCP 127.0.0.1 -> postgres            (SCRAM, no TLS)
+  pgbouncer      pgbench -> Unix socket -> pgbouncer -> TCP -> postgres
+  sluice         pgbench (as the grant's account) -> grant socket -> sluiced -> TCP -> postgres
+  sluice-masked  (--masking) as sluice, through a second grant on a connection
+                 with a [mask]; measured against sluice on the same queries
+  baseline       (--baseline) as sluice, through another tree's sluiced, set up
+                 by that tree's own bench.py on a cluster of its own
 The proxies get their clients over a Unix socket and reach the server the
 same way, so the two proxies are compared like for like.
 """
@@ -50,9 +54,10 @@ MASKED_CONNECTION = "bench-pg-masked"
 MASK_ROWS = 10000
 MASK_WORKLOADS = {
     # one row, three columns, one of them masked
-    "1 row": "\\set id random(1, 10000)\nSELECT id, name, ssn FROM bench_people WHERE id = :id;\n",
+    "1 row": f"\\set id random(1, {MASK_ROWS})\nSELECT id, name, ssn FROM bench_people WHERE id = :id;\n",
     # 100 rows: masking rewrites every one
-    "100 rows": "\\set id random(1, 9900)\nSELECT id, name, ssn FROM bench_people WHERE id BETWEEN :id AND :id + 99;\n",
+    "100 rows": f"\\set id random(1, {MASK_ROWS - 100})\n"
+                "SELECT id, name, ssn FROM bench_people WHERE id BETWEEN :id AND :id + 99;\n",
 }
 TARGET_MASK_LOSS = 0.10           # masked tps >= 0.90 x unmasked
 
@@ -253,12 +258,15 @@ class Bench:
 
     def setup(self) -> None:
         a = self.args
-        say(f"==> PostgreSQL 15 cluster in {self.sandbox}/pg, pgbench -i -s {a.scale}")
+        # --masking-only reads bench_people alone: no pgbench tables, no pgbouncer.
+        say(f"==> PostgreSQL 15 cluster in {self.sandbox}/pg"
+            + ("" if a.masking_only else f", pgbench -i -s {a.scale}"))
         self.pg = sf.PgCluster(self.sandbox / "pg", self.accounts[sf.PG_USER], sample_sql=None,
                                settings={"shared_buffers": "256MB", "max_connections": "300"}).start()
         broker = self.pg.broker_env()
-        sf.run([sf.PG_BIN / "pgbench", "-i", "-q", "-s", str(a.scale), self.pg.dbname], env=broker,
-               timeout=900).check("pgbench -i")
+        if not a.masking_only:
+            sf.run([sf.PG_BIN / "pgbench", "-i", "-q", "-s", str(a.scale), self.pg.dbname], env=broker,
+                   timeout=900).check("pgbench -i")
         if a.masking:
             sf.run([sf.PG_BIN / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.pg.dbname, "-c",
                     "CREATE TABLE bench_people (id int PRIMARY KEY, name text NOT NULL, ssn text NOT NULL); "
@@ -268,7 +276,7 @@ class Bench:
                     "ANALYZE bench_people"], env=broker).check("bench_people")
         self.targets["direct"] = Target("direct", None, broker)
 
-        if "pgbouncer" in a.targets:
+        if "pgbouncer" in a.targets and not a.masking_only:
             say("==> pgbouncer (session mode, SCRAM auth_file)")
             # Session mode: every client holds a server connection, the idle
             # ones of the memory measurement included.
@@ -285,13 +293,18 @@ class Bench:
 
     def setup_baseline(self) -> None:
         """Another tree's agent, set up by that tree's own bench.py in a
-        process of its own (bench/baseline.py), on its own cluster."""
-        src, build = self.args.baseline
+        process of its own (bench/baseline.py), on its own cluster, with
+        this run's scale and guardrail choice (baseline.py fails when that
+        tree cannot take them)."""
+        a = self.args
+        src, build = a.baseline
         say(f"==> baseline: {src} (build {build}), set up by its own bench.py")
-        self.baseline_proc = subprocess.Popen(
-            ["/usr/bin/python3", str(SRCDIR / "bench" / "baseline.py"), str(src), str(build)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.sandbox / "baseline.log", "wb"),
-            text=True, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"), cwd="/")
+        cmd = ["/usr/bin/python3", str(SRCDIR / "bench" / "baseline.py"), str(src), str(build),
+               "--scale", str(a.scale), *([] if a.guardrails else ["--no-guardrails"])]
+        with open(self.sandbox / "baseline.log", "wb") as log:
+            self.baseline_proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                text=True, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"), cwd="/")
         line = self.baseline_proc.stdout.readline()
         if not line:
             log = (self.sandbox / "baseline.log").read_text(errors="replace")
@@ -360,7 +373,7 @@ class Bench:
         if self.args.masking:
             g = self.agent.request_grant(BENCH_USER, MASKED_CONNECTION, ttl=GRANT_TTL, reason="benchmark")
             env = {"PGHOST": g["socket_dir"], "PGPORT": "5432", "PGDATABASE": self.pg.dbname}
-            self.targets["sluice-masked"] = Target("sluice-masked", BENCH_USER, env)
+            self.targets["sluice-masked"] = Target("sluice-masked", BENCH_USER, env, pid=self.agent.pid)
 
     def measure_throughput(self) -> None:
         a = self.args
@@ -414,7 +427,8 @@ class Bench:
                     run.mode = f"{w}/{mode}"
                     self.mask_runs.append(run)
                     say(f"    [{n:2}/{total}] {name:13} {w:8} {mode:8} {run.tps:10.0f} tps "
-                        f"{run.latency_ms:7.3f} ms" + (f"  {run.failed} failed" if run.failed else ""))
+                        f"{run.latency_ms:7.3f} ms" + (f" {run.cpu_us:6.1f} µs CPU/txn" if run.cpu_us else "")
+                        + (f"  {run.failed} failed" if run.failed else ""))
 
     def measure_memory(self) -> None:
         say(f"==> RSS with {IDLE_CONNECTIONS} idle connections")
@@ -470,10 +484,31 @@ def report(b: Bench) -> tuple[str, bool]:
     a = b.args
     lines = []
     all_ok = True
-    have = [t for t in TARGETS if t in a.targets]
-    if "sluice" in have:
+    if "sluice" in a.targets:
         lines += ["sluice guardrails: " + (f"[guardrail] block = {GUARDRAIL_BLOCK}" if a.guardrails
                                           else "none (built-in defaults)"), ""]
+    if not a.masking_only:
+        table, ok = throughput_table(b)
+        lines += table
+        all_ok &= ok
+    if b.mask_runs:
+        table, ok = masking_table(b)
+        lines += ([""] if not a.masking_only else []) + table
+        all_ok &= ok
+    failed = sum(r.failed for r in b.runs + b.mask_runs)
+    if failed:
+        lines.append(f"pgbench reported {failed} failed transactions in total")
+        all_ok = False
+    return "\n".join(lines), all_ok
+
+
+def throughput_table(b: Bench) -> tuple[list[str], bool]:
+    """pgbench -S on every path, the ratios against the targets, the CPU
+    table, the baseline's and the memory lines."""
+    a = b.args
+    lines = []
+    all_ok = True
+    have = [t for t in TARGETS if t in a.targets]
     head = "| mode | clients | " + " | ".join(f"{t} tps (ms)" for t in have)
     if "sluice" in have:
         head += " | sluice/pgbouncer (target ≥ 1.00) | sluice/direct"
@@ -516,28 +551,34 @@ def report(b: Bench) -> tuple[str, bool]:
             all_ok &= ok
             line += f" (target ≤ {TARGET_KIB_PER_IDLE} KiB) {verdict(per, ok)}"
         lines.append(line)
-    if b.mask_runs:
-        lines += ["", "Masked-column workload: public.bench_people.ssn = last4 on one connection, none on the "
-                  "other; the same agent, queries and guardrail.", "",
-                  f"| workload | mode | unmasked tps (ms) | masked tps (ms) | masked/unmasked (target ≥ "
-                  f"{1 - TARGET_MASK_LOSS:.2f}) |", "|---|---|---|---|---|"]
-        for w in MASK_WORKLOADS:
-            for mode in ("simple", "extended"):
-                key = f"{w}/{mode}"
-                u = median(b.mask_runs, "sluice", key, a.clients, "tps")
-                m = median(b.mask_runs, "sluice-masked", key, a.clients, "tps")
-                ul = median(b.mask_runs, "sluice", key, a.clients, "latency_ms")
-                ml = median(b.mask_runs, "sluice-masked", key, a.clients, "latency_ms")
-                r = m / u if m and u else None
-                ok = r is not None and r >= 1 - TARGET_MASK_LOSS
-                all_ok &= ok
-                lines.append(f"| {w} | {mode} | {u:,.0f} ({ul:.3f}) | {m:,.0f} ({ml:.3f}) | "
-                             f"{'-' if r is None else f'{r:.2f}×'} {verdict(r, ok)} |")
-    failed = sum(r.failed for r in b.runs + b.mask_runs)
-    if failed:
-        lines.append(f"pgbench reported {failed} failed transactions in total")
-        all_ok = False
-    return "\n".join(lines), all_ok
+    return lines, all_ok
+
+
+def masking_table(b: Bench) -> tuple[list[str], bool]:
+    """Masked against unmasked, tps and the agent's CPU per transaction."""
+    a = b.args
+    all_ok = True
+    lines = ["Masked-column workload: public.bench_people.ssn = last4 on one connection, none on the "
+             "other; the same agent, queries and guardrail. CPU: sluiced's, µs per transaction "
+             "(user + system, all threads; median).", "",
+             f"| workload | mode | unmasked tps (ms) | masked tps (ms) | masked/unmasked (target ≥ "
+             f"{1 - TARGET_MASK_LOSS:.2f}) | unmasked CPU | masked CPU |", "|---|---|---|---|---|---|---|"]
+    for w in MASK_WORKLOADS:
+        for mode in ("simple", "extended"):
+            key = f"{w}/{mode}"
+            u = median(b.mask_runs, "sluice", key, a.clients, "tps")
+            m = median(b.mask_runs, "sluice-masked", key, a.clients, "tps")
+            ul = median(b.mask_runs, "sluice", key, a.clients, "latency_ms")
+            ml = median(b.mask_runs, "sluice-masked", key, a.clients, "latency_ms")
+            cpu = [median([r for r in b.mask_runs if r.cpu_us is not None], t, key, a.clients, "cpu_us")
+                   for t in ("sluice", "sluice-masked")]
+            r = m / u if m and u else None
+            ok = r is not None and r >= 1 - TARGET_MASK_LOSS
+            all_ok &= ok
+            lines.append(f"| {w} | {mode} | {u:,.0f} ({ul:.3f}) | {m:,.0f} ({ml:.3f}) | "
+                         f"{'-' if r is None else f'{r:.2f}×'} {verdict(r, ok)} | "
+                         + " | ".join("-" if c is None else f"{c:.1f}" for c in cpu) + " |")
+    return lines, all_ok
 
 
 def cpu_table(b: Bench) -> list[str]:
@@ -596,8 +637,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="5 s per run instead of 15 s")
     p.add_argument("--duration", type=int, help="seconds per pgbench run (default 15, --quick 5)")
     p.add_argument("--rounds", type=int, default=1, help="repeat every run this often; the table shows medians")
-    p.add_argument("--clients", type=int, default=8, help="clients of the throughput runs (default 8)")
-    p.add_argument("--scale", type=int, default=10, help="pgbench -i scale (default 10)")
+    p.add_argument("--clients", type=int, default=8, help="clients of the throughput runs (which also run with 1) and of the masking runs (default 8)")
+    p.add_argument("--scale", type=int, default=10, help="pgbench -i scale (default 10; the baseline's too)")
     p.add_argument("--targets", default=",".join(TARGETS),
                    help="comma-separated subset of direct,pgbouncer,sluice (default all)")
     p.add_argument("--json", type=Path, help="also write every run's figures to this file")
@@ -610,7 +651,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="also measure another tree's sluice (say, an older commit's worktree), set up by that "
                         "tree's own bench.py, interleaved with the rest; BUILD defaults to SRC/_build/default")
     p.add_argument("--no-guardrails", dest="guardrails", action="store_false",
-                   help="run sluice without a [guardrail] section (the built-in defaults still parse every statement)")
+                   help="run sluice without a [guardrail] section (the built-in defaults still parse every statement); "
+                        "the baseline too")
     a = p.parse_args(argv)
     a.duration = a.duration or (5 if a.quick else 15)
     a.targets = [t for t in a.targets.split(",") if t]
@@ -672,7 +714,8 @@ def main(argv: list[str]) -> int:
     table, ok = report(b)
     say("")
     say(f"## sluice benchmark, {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}")
-    say(f"{machine_line()}; pgbench -S, scale {args.scale}, {args.duration} s per run, "
+    what = "masked-column workload only" if args.masking_only else f"pgbench -S, scale {args.scale}"
+    say(f"{machine_line()}; {what}, {args.duration} s per run, "
         f"{args.rounds} round(s), -j 2 for {args.clients} clients")
     say("")
     say(table)
