@@ -27,21 +27,9 @@ static struct pend *fifo_at(struct pgconn *c, size_t i)
 	return &c->fifo[(c->fifo_head + i) % c->fifo_cap];
 }
 
-static struct pend *fifo_head(struct pgconn *c)
-{
-	return c->fifo_n ? fifo_at(c, 0) : NULL;
-}
-
 struct pend *pg_fifo_head(struct pgconn *c)
 {
-	return fifo_head(c);
-}
-
-static int pop_and_emit(struct pgconn *c);
-
-int pg_fifo_pop_emit(struct pgconn *c)
-{
-	return pop_and_emit(c);
+	return c->fifo_n ? fifo_at(c, 0) : NULL;
 }
 
 struct pend *pg_fifo_push(struct pgconn *c, enum pend_kind kind)
@@ -81,7 +69,7 @@ static void pend_clear(struct pgconn *c, struct pend *e)
 
 static void fifo_pop(struct pgconn *c)
 {
-	pend_clear(c, fifo_head(c));
+	pend_clear(c, pg_fifo_head(c));
 	c->fifo_head = (c->fifo_head + 1) % c->fifo_cap;
 	if (--c->fifo_n == 0) {
 		/* Empty: a first-size FIFO is kept for the next request (one
@@ -261,13 +249,13 @@ static void complete_rest(struct pgconn *c, struct pend *e, const char *why)
 }
 
 /* Pop the head, then hand out replies of ours that were waiting for it. */
-static int pop_and_emit(struct pgconn *c)
+int pg_fifo_pop_emit(struct pgconn *c)
 {
 	struct pend *e;
 	int r;
 
 	fifo_pop(c);
-	while ((e = fifo_head(c)) && e->kind == PEND_LOCAL) {
+	while ((e = pg_fifo_head(c)) && e->kind == PEND_LOCAL) {
 		if ((r = buf_append(&c->emit, e->local.data, e->local.len)) < 0)
 			return r;
 		if (e->local_rfq && (r = pgw_ready(&c->emit, c->txn_status)) < 0)
@@ -342,7 +330,7 @@ static enum pg_action server_violation(struct pgconn *c, char type)
 static enum pg_action on_server_error(struct pgconn *c, const uint8_t *body, size_t n)
 {
 	struct pg_error_fields f;
-	struct pend *e = fifo_head(c);
+	struct pend *e = pg_fifo_head(c);
 	char msg[512];
 
 	if (pgw_parse_error(body, n, &f) < 0)
@@ -356,7 +344,7 @@ static enum pg_action on_server_error(struct pgconn *c, const uint8_t *body, siz
 		if (e->kind == PEND_PARSE) {
 			/* The server skips to Sync; so did we. */
 			fifo_pop(c);
-			while ((e = fifo_head(c)) && e->kind != PEND_SYNC && e->kind != PEND_QUERY) {
+			while ((e = pg_fifo_head(c)) && e->kind != PEND_SYNC && e->kind != PEND_QUERY) {
 				complete_rest(c, e, "not executed: an earlier message of the batch was refused");
 				fifo_pop(c);
 			}
@@ -400,7 +388,7 @@ static enum pg_action on_server_error(struct pgconn *c, const uint8_t *body, siz
 		}
 		/* The server now skips everything up to the next Sync. */
 		fifo_pop(c);
-		while ((e = fifo_head(c)) && e->kind != PEND_SYNC && e->kind != PEND_QUERY) {
+		while ((e = pg_fifo_head(c)) && e->kind != PEND_SYNC && e->kind != PEND_QUERY) {
 			complete_rest(c, e, "not executed: an earlier message of the batch failed");
 			fifo_pop(c);
 		}
@@ -422,13 +410,13 @@ static enum pg_action complete_with_tag(struct pgconn *c, struct pend *e, const 
 		/* The tag's count; else the rows seen (SHOW, EXPLAIN); else none (DDL). */
 		.rows = rows >= 0 ? rows : e->rows > 0 ? e->rows : -1, .executed = true });
 	if (e->kind == PEND_EXECUTE)
-		return pop_and_emit(c) < 0 ? pg_oom_close(c) : PG_FORWARD;
+		return pg_fifo_pop_emit(c) < 0 ? pg_oom_close(c) : PG_FORWARD;
 	return PG_FORWARD;
 }
 
 enum pg_action pg_track_server(struct pgconn *c, char type, const uint8_t *body, size_t n)
 {
-	struct pend *e = fifo_head(c);
+	struct pend *e = pg_fifo_head(c);
 
 	switch (type) {
 	case 'D': /* DataRow: header only (n is its size); it streams */
@@ -457,22 +445,22 @@ enum pg_action pg_track_server(struct pgconn *c, char type, const uint8_t *body,
 		return on_server_error(c, body, n);
 	case '1': /* ParseComplete */
 		if (e && e->kind == PEND_PARSE)
-			return pop_and_emit(c) < 0 ? pg_oom_close(c) : PG_FORWARD;
+			return pg_fifo_pop_emit(c) < 0 ? pg_oom_close(c) : PG_FORWARD;
 		return PG_FORWARD;
 	case '2': /* BindComplete */
 		pg_rec_bound(c);
 		if (e && e->kind == PEND_BIND)
-			return pop_and_emit(c) < 0 ? pg_oom_close(c) : PG_FORWARD;
+			return pg_fifo_pop_emit(c) < 0 ? pg_oom_close(c) : PG_FORWARD;
 		return PG_FORWARD;
 	case '3': /* CloseComplete */
 		if (e && e->kind == PEND_CLOSE)
-			return pop_and_emit(c) < 0 ? pg_oom_close(c) : PG_FORWARD;
+			return pg_fifo_pop_emit(c) < 0 ? pg_oom_close(c) : PG_FORWARD;
 		return PG_FORWARD;
 	case 'T': /* RowDescription */
 	case 'n': /* NoData */
 		if (e && e->kind == PEND_DESCRIBE) {
 			pg_rec_described(c, type == 'T' ? body : NULL, n);
-			return pop_and_emit(c) < 0 ? pg_oom_close(c) : PG_FORWARD;
+			return pg_fifo_pop_emit(c) < 0 ? pg_oom_close(c) : PG_FORWARD;
 		}
 		if (e && type == 'T' && (e->kind == PEND_QUERY || e->kind == PEND_EXECUTE))
 			pg_rec_description(c, e, body, n);
@@ -483,13 +471,13 @@ enum pg_action pg_track_server(struct pgconn *c, char type, const uint8_t *body,
 		c->txn_status = (char)body[0];
 		pg_rec_forget_description(c);
 		/* Entries still before the Sync/Query this answers did not run. */
-		while ((e = fifo_head(c)) && e->kind != PEND_SYNC && e->kind != PEND_QUERY) {
+		while ((e = pg_fifo_head(c)) && e->kind != PEND_SYNC && e->kind != PEND_QUERY) {
 			complete_rest(c, e, "not executed");
 			fifo_pop(c);
 		}
 		if (e) {
 			complete_rest(c, e, "not executed: an earlier statement of the query failed");
-			if (pop_and_emit(c) < 0)
+			if (pg_fifo_pop_emit(c) < 0)
 				return pg_oom_close(c);
 		}
 		/* Outside a transaction the server has dropped every portal. */
@@ -516,7 +504,7 @@ void pg_track_finish(struct pgconn *c, const char *why)
 
 	snprintf(msg, sizeof(msg), "interrupted: %s", why);
 	while (c->fifo_n > 0) {
-		complete_rest(c, fifo_head(c), msg);
+		complete_rest(c, pg_fifo_head(c), msg);
 		fifo_pop(c);
 	}
 	guard_hold_cancel(c);

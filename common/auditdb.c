@@ -242,7 +242,6 @@ static struct val column_val(sqlite3_stmt *st, int col)
 	return v;
 }
 
-/* "a, b, c" for table t's columns into buf. */
 /* Does table t have column col? Columns a later schema added are missing
  * from a database sluicectl reads without migrating it. */
 static bool has_column(sqlite3 *db, int t, const char *col)

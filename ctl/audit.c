@@ -137,11 +137,6 @@ void ctl_json_stream_end(bool first)
 	fputs(first ? "[]\n" : "\n]\n", stdout);
 }
 
-static int emit_json(struct audit_out *o, json_t *j)
-{
-	return ctl_json_stream_item(&o->first_json, j);
-}
-
 static int flush_if_full(struct audit_out *o)
 {
 	if (table_rows(o->t) >= TABLE_CHUNK)
@@ -167,7 +162,7 @@ static int statement_row(const struct auditdb_statement_row *s, void *ud)
 				      "error", jstr(s->error), "rows", jnum(s->rows),
 				      "duration_us", jnum(s->duration_us), "subject", jstr(s->subject),
 				      "issuer", jstr(s->issuer), "groups", jstr(s->groups));
-		return emit_json(o, j);
+		return ctl_json_stream_item(&o->first_json, j);
 	}
 	ctl_format_local_time(s->ts_us, when, sizeof(when));
 	if (s->rule && *s->rule)
@@ -204,7 +199,7 @@ static int event_row(const struct auditdb_event_row *e, void *ud)
 				      "kind", jstr(e->kind), "grant_id", jstr(e->grant_id),
 				      "uid", jnum(e->uid), "user", jstr(e->user),
 				      "connection", jstr(e->connection), "detail", jstr(e->detail));
-		return emit_json(o, j);
+		return ctl_json_stream_item(&o->first_json, j);
 	}
 	ctl_format_local_time(e->ts_us, when, sizeof(when));
 	{
