@@ -60,6 +60,7 @@ struct rowmask {
 	size_t n;
 	bool set;     /* decided for the current result */
 	bool whole;   /* rows are taken whole and rewritten */
+	struct sqltext *of; /* next: the described portal's statement (a reference) */
 };
 
 struct cursor {
@@ -89,7 +90,8 @@ struct maskconn {
 	struct catsave *saved; /* the catalog before a refresh, until it succeeds */
 	/* Results. */
 	struct rowmask cur;    /* the result being relayed */
-	struct rowmask next;   /* from a Describe of a portal: its Execute's */
+	struct rowmask next;   /* from a Describe of a portal: for Executes of its
+				  statement's portals, until ReadyForQuery */
 	struct cursor *cursors;
 	size_t n_cursors;
 	/* Withholding until ReadyForQuery after a refusal. */
@@ -540,6 +542,7 @@ int pg_mask_catalog_message(struct pgconn *c, char type, const uint8_t *body, si
 static void rowmask_clear(struct rowmask *rm)
 {
 	free(rm->fa);
+	sqltext_unref(rm->of);
 	*rm = (struct rowmask){ 0 };
 }
 
@@ -1050,6 +1053,10 @@ static enum mask_action on_description(struct pgconn *c, const uint8_t *body, si
 		return refuse(c, r == -ENOMEM ? "masking: out of memory" : "masking: a malformed row description");
 	if (r == 1)
 		return refuse(c, why);
+	/* Which portal it was is not on the wire's answers: its statement
+	 * is (an Execute of another statement's portal plans its own). */
+	if (rm == &mc->next)
+		rm->of = sqltext_ref(e->sql);
 	return MA_PASS;
 }
 
@@ -1227,9 +1234,16 @@ static enum mask_action start_rows(struct pgconn *c)
 
 	if (mc->cur.set)
 		return MA_PASS;
-	if (e && e->kind == PEND_EXECUTE && mc->next.set) {
-		mc->cur = mc->next;
-		mc->next = (struct rowmask){ 0 };
+	/* A description of a portal of the same statement (the portal itself,
+	 * or another bound to it: the same columns, masked alike); it stays
+	 * for the portal's next Execute (a row limit) until ReadyForQuery. */
+	if (e && e->kind == PEND_EXECUTE && mc->next.set && mc->next.of && e->sql == mc->next.of) {
+		rowmask_clear(&mc->cur);
+		mc->cur = (struct rowmask){ .n = mc->next.n, .set = true, .whole = mc->next.whole };
+		mc->cur.fa = calloc(mc->next.n ? mc->next.n : 1, sizeof(*mc->cur.fa));
+		if (!mc->cur.fa)
+			return refuse(c, "masking: out of memory");
+		memcpy(mc->cur.fa, mc->next.fa, mc->next.n * sizeof(*mc->cur.fa));
 		return MA_PASS;
 	}
 	/* No description: only a result that cannot carry anything masked passes. */
@@ -1282,6 +1296,7 @@ enum mask_action pg_mask_server(struct pgconn *c, char type, const uint8_t *body
 		return scrub_notice(c, type, body, n);
 	case 'Z':
 		rowmask_clear(&mc->cur);
+		rowmask_clear(&mc->next);
 		return MA_PASS;
 	case 'H': /* CopyOutResponse: the plan refused COPY of masked data before it ran */
 	default:

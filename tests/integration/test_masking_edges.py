@@ -1,0 +1,181 @@
+"""Masking's edges: protocol sequences and server texts where a masked value
+could slip past the masking of results (test_masking.py covers the query
+shapes). No detectors are configured here, so what a detector would have
+caught by luck does not hide a leak; the secret values are chosen so no
+detector would catch them anyway.
+
+  - A Describe of one portal, then an Execute of another (extended
+    protocol, raw messages): the rows must be masked by their own portal's
+    description or plan, never by the other's.
+  - FETCH from a cursor whose columns have no table origin, in a Query
+    whose text begins with an empty statement or a comment.
+  - Server errors whose DETAIL, CONTEXT or message quotes row values: a
+    NOT NULL or CHECK violation's "Failing row contains (...)", a unique
+    violation's key, a failed cast's quoted value with '"' in it.
+"""
+from __future__ import annotations
+
+import struct
+
+import psycopg
+import pytest
+
+import regress_wire as w
+import sluice_fixtures as sf
+from sluice_fixtures import SAMPLE_DB, SERVICE_A
+from test_grants import connect
+
+SSNS = ["123-45-6789", "987-65-4321", "555-12-3456"]
+assert all(f"'{v}'" in sf.SAMPLE_SQL for v in SSNS)
+# Values no detector recognises, with the characters that end a quoted
+# value in a server message ('"' and ')').
+SECRET = "TOPSECRET"
+EDGE_ROWS = [(1, "one", "TOPSECRET-one"), (2, "two", 'a"TOPSECRET-two"b'),
+             (3, "three", "x)TOPSECRET-three)y")]
+
+MASK = """
+[mask orders-pg]
+ops.customers.ssn = last4
+ops.mask_edge.secret = redact
+"""
+
+SETUP = """
+DROP TABLE IF EXISTS ops.mask_edge CASCADE;
+CREATE TABLE ops.mask_edge (id int PRIMARY KEY, name text NOT NULL CHECK (length(name) < 20),
+                            secret text UNIQUE);
+INSERT INTO ops.mask_edge VALUES (1, 'one', 'TOPSECRET-one'), (2, 'two', 'a"TOPSECRET-two"b'),
+                                 (3, 'three', 'x)TOPSECRET-three)y');
+ALTER TABLE ops.mask_edge OWNER TO sluice_broker;
+"""
+
+
+def leaks(data) -> list[str]:
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    return [s for s in SSNS + [SECRET] if s in text]
+
+
+@pytest.fixture
+def masked(agent_factory):
+    a = agent_factory(raw=MASK, start=False)
+    a.pg.psql_super(SETUP, SAMPLE_DB).check("mask set-up")
+    a.start()
+    return a
+
+
+# --- raw extended protocol ---------------------------------------------------------
+
+def parse(name: str, sql: str) -> bytes:
+    return w.msg(b"P", name.encode() + b"\0" + sql.encode() + b"\0" + struct.pack("!H", 0))
+
+
+def bind(portal: str, stmt: str, binary: bool = False) -> bytes:
+    formats = struct.pack("!HH", 1, 1) if binary else struct.pack("!H", 0)
+    return w.msg(b"B", portal.encode() + b"\0" + stmt.encode() + b"\0" + struct.pack("!HH", 0, 0) + formats)
+
+
+def describe_portal(portal: str) -> bytes:
+    return w.msg(b"D", b"P" + portal.encode() + b"\0")
+
+
+def execute(portal: str, max_rows: int = 0) -> bytes:
+    return w.msg(b"E", portal.encode() + b"\0" + struct.pack("!I", max_rows))
+
+
+def sync() -> bytes:
+    return w.msg(b"S")
+
+
+def values(body: bytes) -> list:
+    """The values of a DataRow (bytes, or None for NULL)."""
+    (n,), off, out = struct.unpack("!H", body[:2]), 2, []
+    for _ in range(n):
+        (ln,) = struct.unpack("!i", body[off:off + 4])
+        off += 4
+        out.append(None if ln < 0 else body[off:off + ln])
+        off += max(ln, 0)
+    return out
+
+
+class Raw:
+    def __init__(self, grant, account):
+        self.s = w.Wire.connect(grant["socket_dir"], account)
+        self.s.handshake()
+
+    def run(self, data: bytes) -> list[tuple[str, bytes]]:
+        """Send data (ending with a Sync or a Query); the answers to ReadyForQuery."""
+        self.s.send(data)
+        return self.s.read_until("Z")
+
+    def close(self):
+        self.s.send(w.terminate())
+        self.s.close()
+
+
+def rows_of(msgs) -> list[list]:
+    return [values(b) for t, b in msgs if t == "D"]
+
+
+def errors_of(msgs) -> list[dict]:
+    return [w.error_fields(b) for t, b in msgs if t == "E"]
+
+
+@pytest.fixture
+def raw(masked, accounts):
+    g = masked.request_grant(SERVICE_A)
+    r = Raw(g, accounts[SERVICE_A])
+    yield r
+    r.close()
+
+
+CLEAN = "select name from ops.customers order by id"
+SSN = "select ssn from ops.customers order by id"
+
+
+def test_execute_of_another_portal_than_the_described_one(raw):
+    # P1's description (a column nothing masks) must not stand for P2's
+    # rows (the masked column).
+    msgs = raw.run(parse("s1", CLEAN) + parse("s2", SSN) + bind("p1", "s1") + bind("p2", "s2") +
+                   describe_portal("p1") + execute("p2") + sync())
+    assert not leaks(b"".join(b for _, b in msgs)), msgs
+    rows, errs = rows_of(msgs), errors_of(msgs)
+    # Either masked by P2's own plan, or refused; never raw.
+    assert rows == [[b"****6789"], [b"****4321"], [b"****3456"]] or \
+        (errs and errs[0]["C"] == "42501" and "sluice" in errs[0]["M"]), msgs
+    # The reverse: P2's mask (last4) must not be laid over P1's names.
+    msgs = raw.run(parse("s3", CLEAN) + parse("s4", SSN) + bind("p3", "s3") + bind("p4", "s4") +
+                   describe_portal("p4") + execute("p3") + sync())
+    assert rows_of(msgs) == [[b"Ada Lovelace"], [b"Grace Hopper"], [b"Edsger Dijkstra"]], msgs
+    # The same statement bound twice: the description of one portal is
+    # the other's too (masked alike).
+    msgs = raw.run(parse("s5", SSN) + bind("p5", "s5") + bind("p6", "s5") +
+                   describe_portal("p5") + execute("p6") + sync())
+    assert rows_of(msgs) == [[b"****6789"], [b"****4321"], [b"****3456"]], msgs
+
+
+def test_a_described_portal_executed_in_parts(raw):
+    # An Execute with a row limit, then another of the same portal: both
+    # parts are masked by the one description.
+    msgs = raw.run(parse("", SSN) + bind("", "") + describe_portal("") + execute("", 1) +
+                   execute("", 0) + sync())
+    assert not leaks(b"".join(b for _, b in msgs)), msgs
+    assert [t for t, _ in msgs if t in "sCE"] == ["s", "C"], msgs
+    assert rows_of(msgs) == [[b"****6789"], [b"****4321"], [b"****3456"]], msgs
+
+
+def test_a_description_in_an_earlier_batch(raw):
+    # Inside a transaction portals outlive a Sync: a portal described in
+    # one batch must not lend its description to another portal's Execute
+    # in the next.
+    msgs = raw.run(w.query("BEGIN"))
+    msgs = raw.run(parse("c1", CLEAN) + parse("c2", SSN) + bind("q1", "c1") + bind("q2", "c2") +
+                   describe_portal("q1") + sync())
+    assert [t for t, _ in msgs] == ["1", "1", "2", "2", "T", "Z"], msgs
+    msgs = raw.run(execute("q2") + sync())
+    assert not leaks(b"".join(b for _, b in msgs)), msgs
+    rows, errs = rows_of(msgs), errors_of(msgs)
+    assert rows == [[b"****6789"], [b"****4321"], [b"****3456"]] or \
+        (errs and errs[0]["C"] == "42501"), msgs
+    # The described one itself, in a later batch, still runs.
+    msgs = raw.run(execute("q1") + sync())
+    assert rows_of(msgs) == [[b"Ada Lovelace"], [b"Grace Hopper"], [b"Edsger Dijkstra"]], msgs
+    raw.run(w.query("ROLLBACK"))
