@@ -1017,7 +1017,9 @@ static bool head_statement(struct pgconn *c, struct pend *e, const char **text, 
 	*len = e->sql->len;
 	if (e->kind == PEND_QUERY && e->cls && e->cur < e->cls->c.n) {
 		*st = &e->cls->c.v[e->cur];
-		if ((*st)->len && e->n_parts > 1) {
+		/* Always the statement's own text: a Query of one statement may
+		 * still begin with empty ones (";FETCH ...") or end with them. */
+		if ((*st)->len) {
 			*text = e->sql->text + (*st)->off;
 			*len = (*st)->len;
 		}

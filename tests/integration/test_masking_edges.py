@@ -179,3 +179,44 @@ def test_a_description_in_an_earlier_batch(raw):
     msgs = raw.run(execute("q1") + sync())
     assert rows_of(msgs) == [[b"Ada Lovelace"], [b"Grace Hopper"], [b"Edsger Dijkstra"]], msgs
     raw.run(w.query("ROLLBACK"))
+
+
+# --- FETCH in texts that do not begin with it ---------------------------------------
+
+FETCHES = [";FETCH ALL FROM c", " ; ;FETCH ALL FROM c", "/* x */ FETCH ALL FROM c",
+           "-- x\nFETCH ALL FROM c", ";MOVE ABSOLUTE 0 IN c; FETCH ALL FROM c"]
+
+
+@pytest.mark.parametrize("fetch", FETCHES, ids=[f"f{i}" for i in range(len(FETCHES))])
+def test_fetch_after_an_empty_statement_or_comment(raw, fetch):
+    for decl in ["DECLARE c CURSOR FOR SELECT ssn || 'x' FROM ops.customers ORDER BY id",
+                 "DECLARE c CURSOR FOR SELECT secret || '' FROM ops.mask_edge ORDER BY id"]:
+        msgs = raw.run(w.query("BEGIN") + w.query(decl) + w.query(fetch) + w.query("ROLLBACK"))
+        msgs += raw.s.read_until("Z") + raw.s.read_until("Z") + raw.s.read_until("Z")
+        assert not leaks(b"".join(b for _, b in msgs)), (decl, fetch, msgs)
+        rows, errs = rows_of(msgs), errors_of(msgs)
+        assert len(rows) == 3 or (errs and errs[0]["C"] == "42501"), (decl, fetch, msgs)
+
+
+@pytest.mark.parametrize("fetch", FETCHES[:4], ids=[f"f{i}" for i in range(4)])
+def test_fetch_after_an_empty_statement_extended(raw, fetch):
+    raw.run(w.query("BEGIN"))
+    raw.run(w.query("DECLARE c CURSOR FOR SELECT secret || '' FROM ops.mask_edge ORDER BY id"))
+    for describe in (True, False):
+        msgs = raw.run(parse("", fetch) + bind("", "") + (describe_portal("") if describe else b"") +
+                       execute("") + sync())
+        assert not leaks(b"".join(b for _, b in msgs)), (fetch, msgs)
+        rows, errs = rows_of(msgs), errors_of(msgs)
+        assert rows == [[b"[masked]"]] * 3 or (errs and errs[0]["C"] == "42501"), (fetch, msgs)
+        raw.run(w.query("MOVE ABSOLUTE 0 IN c"))
+    raw.run(w.query("ROLLBACK"))
+
+
+def test_fetch_after_an_empty_statement_psycopg(masked):
+    g = masked.request_grant(SERVICE_A)
+    with connect(SERVICE_A, g, autocommit=False) as conn:
+        conn.execute("declare c cursor for select ssn || 'x' from ops.customers order by id")
+        for fetch in (";fetch 1 from c", "/* x */ fetch 1 from c"):
+            row = conn.execute(fetch).fetchone()
+            assert not leaks(repr(row)) and row[0].startswith("****"), (fetch, row)
+        conn.rollback()
