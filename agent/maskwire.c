@@ -1151,25 +1151,27 @@ enum mask_action pg_mask_row(struct pgconn *c, const uint8_t *body, size_t n, st
 	return a == MA_REPLACE && c->mask->withhold ? MA_WITHHOLD : a;
 }
 
-/* Quoted values in a server message ("..." and =(...)) become ***; a text
+/* Quoted values in a server message ("..." and =(...)) become ***. A value
+ * may hold the quote that ends it (the server does not escape it), so a
+ * quoted run lasts to the text's last '"' (or ')'), or to its end when
+ * there is no other: names between two values are lost with them. A text
  * in which a detector still finds something is withheld whole. */
 static int scrub_text(const struct maskconn *mc, const char *s, struct buf *out)
 {
 	size_t start = out->len;
+	const char *p = s;
 	int r = 0;
 
-	for (const char *p = s; r == 0 && *p; p++) {
-		const char *end = NULL;
+	while (r == 0 && *p) {
+		bool quote = *p == '"';
 
-		if (*p == '"')
-			end = strchr(p + 1, '"');
-		else if (*p == '=' && p[1] == '(')
-			end = strchr(p + 2, ')');
-		if (end) {
-			r = appends(out, *p == '"' ? "\"***\"" : "=(***)");
-			p = end;
+		if (quote || (*p == '=' && p[1] == '(')) {
+			const char *end = strrchr(p + (quote ? 1 : 2), quote ? '"' : ')');
+
+			r = appends(out, quote ? "\"***\"" : "=(***)");
+			p = end ? end + 1 : p + strlen(p);
 		} else {
-			r = buf_put_u8(out, (uint8_t)*p);
+			r = buf_put_u8(out, (uint8_t)*p++);
 		}
 	}
 	if (r == 0 && mask_detect(mc->m->detect | DETECT_CREDIT_CARD | DETECT_SSN | DETECT_EMAIL | DETECT_IBAN,
@@ -1182,6 +1184,7 @@ static int scrub_text(const struct maskconn *mc, const char *s, struct buf *out)
 
 static enum mask_action scrub_notice(struct pgconn *c, char type, const uint8_t *body, size_t n)
 {
+	static const char withheld[] = "(withheld by sluice: it may contain masked values)";
 	struct maskconn *mc = c->mask;
 	size_t off = 0;
 	int r;
@@ -1197,9 +1200,15 @@ static enum mask_action scrub_notice(struct pgconn *c, char type, const uint8_t 
 			return MA_WITHHOLD;
 		if ((r = buf_put_u8(&mc->repl, (uint8_t)field)) < 0)
 			return MA_WITHHOLD;
-		/* Texts that can quote data; the rest (severity, code, position,
-		 * file, line, routine, names of objects) are kept. */
-		if (field == 'M' || field == 'D' || field == 'H' || field == 'W' || field == 'q')
+		/* A detail shows rows and keys as they are ("Failing row contains
+		 * (...)", "Key (k)=(...)"), a context the text a function could
+		 * not read ("JSON data, line 1: ..."), an internal query what a
+		 * function built from data: none is told. The message and hint
+		 * quote values in known ways (scrubbed); the rest (severity, code,
+		 * position, file, line, routine, names of objects) are kept. */
+		if (field == 'D' || field == 'W' || field == 'q')
+			r = buf_append(&mc->repl, withheld, sizeof(withheld)); /* its NUL too */
+		else if (field == 'M' || field == 'H')
 			r = scrub_text(mc, v, &mc->repl);
 		else
 			r = buf_append(&mc->repl, v, strlen(v) + 1);

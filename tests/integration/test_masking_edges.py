@@ -220,3 +220,50 @@ def test_fetch_after_an_empty_statement_psycopg(masked):
             row = conn.execute(fetch).fetchone()
             assert not leaks(repr(row)) and row[0].startswith("****"), (fetch, row)
         conn.rollback()
+
+
+# --- server texts -------------------------------------------------------------------
+
+ERRORS = [
+    # NOT NULL and CHECK violations show the whole row in their DETAIL.
+    "update ops.mask_edge set name = null where id = 1",
+    "update ops.mask_edge set name = repeat('n', 30) where id = 1",
+    "update ops.customers set name = null where id = 1",
+    # A unique violation shows the key; the value has a ')' in it.
+    "update ops.mask_edge set secret = (select secret from ops.mask_edge where id = 3) where id = 1",
+    # A failed cast quotes the value, which has '"' in it.
+    "select id from ops.mask_edge where id = 2 and secret::int > 0",
+    # json's CONTEXT shows the text it could not read.
+    "select id from ops.mask_edge where id = 1 and secret::json is not null",
+]
+
+
+@pytest.mark.parametrize("sql", ERRORS, ids=[f"e{i}" for i in range(len(ERRORS))])
+def test_server_errors_do_not_quote_masked_values(masked, sql):
+    g = masked.request_grant(SERVICE_A)
+    r = sf.psql_as(SERVICE_A, g["socket_dir"], SAMPLE_DB, sql, extra_args=("-v", "VERBOSITY=verbose"))
+    out = r.stdout + r.stderr
+    assert r.rc != 0 and "ERROR:" in out, (sql, out)
+    assert not leaks(out), (sql, out)
+    with connect(SERVICE_A, g) as conn:
+        with pytest.raises(psycopg.Error) as ei:
+            conn.execute(sql)
+        d = ei.value.diag
+        seen = " ".join(str(x) for x in (d.message_primary, d.message_detail, d.message_hint,
+                                          d.context, d.internal_query))
+        assert d.sqlstate and d.message_primary, (sql, seen)
+        assert not leaks(seen), (sql, seen)
+        # The connection goes on.
+        assert conn.execute("select secret from ops.mask_edge where id = 1").fetchone() == ("[masked]",)
+
+
+def test_errors_keep_what_carries_no_value(masked):
+    g = masked.request_grant(SERVICE_A)
+    with connect(SERVICE_A, g) as conn:
+        with pytest.raises(psycopg.errors.NotNullViolation) as ei:
+            conn.execute("update ops.mask_edge set name = null where id = 1")
+        d = ei.value.diag
+        assert d.sqlstate == "23502" and "not-null constraint" in d.message_primary, d.message_primary
+        assert d.table_name == "mask_edge" and d.column_name == "name"
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            conn.execute("select * from ops.no_such_table")
