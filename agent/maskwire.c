@@ -1001,8 +1001,12 @@ static enum mask_action refuse(struct pgconn *c, const char *why)
 	rowmask_clear(&mc->cur);
 	rowmask_clear(&mc->next);
 	buf_clear(&mc->repl);
-	if (pgw_error(&mc->repl, 'E', "ERROR", "42501", mc->refusal, NULL, NULL) < 0)
-		return MA_WITHHOLD; /* no memory for words: the client sees nothing until ReadyForQuery */
+	if (pgw_error(&mc->repl, 'E', "ERROR", "42501", mc->refusal, NULL, NULL) < 0) {
+		/* No memory for words: the client sees nothing until
+		 * ReadyForQuery, and no half-written error either. */
+		buf_clear(&mc->repl);
+		return MA_WITHHOLD;
+	}
 	return MA_REPLACE;
 }
 
@@ -1191,15 +1195,13 @@ static enum mask_action scrub_notice(struct pgconn *c, char type, const uint8_t 
 
 	buf_clear(&mc->repl);
 	if ((r = buf_put_u8(&mc->repl, (uint8_t)type)) < 0 || (r = buf_put_u32(&mc->repl, 0)) < 0)
-		return MA_WITHHOLD;
+		goto fail;
 	while (off < n && body[off] != 0) {
 		char field = (char)body[off++];
 		const char *v = pgw_get_cstr(body, n, &off);
 
-		if (!v)
-			return MA_WITHHOLD;
-		if ((r = buf_put_u8(&mc->repl, (uint8_t)field)) < 0)
-			return MA_WITHHOLD;
+		if (!v || (r = buf_put_u8(&mc->repl, (uint8_t)field)) < 0)
+			goto fail;
 		/* A detail shows rows and keys as they are ("Failing row contains
 		 * (...)", "Key (k)=(...)"), a context the text a function could
 		 * not read ("JSON data, line 1: ..."), an internal query what a
@@ -1213,12 +1215,17 @@ static enum mask_action scrub_notice(struct pgconn *c, char type, const uint8_t 
 		else
 			r = buf_append(&mc->repl, v, strlen(v) + 1);
 		if (r < 0)
-			return MA_WITHHOLD;
+			goto fail;
 	}
 	if ((r = buf_put_u8(&mc->repl, 0)) < 0)
-		return MA_WITHHOLD;
+		goto fail;
 	buf_set_u32(&mc->repl, 1, (uint32_t)mc->repl.len - 1);
 	return MA_REPLACE;
+fail:
+	/* Malformed, or no memory: the message is withheld, and nothing
+	 * half-written is left to be sent in its place. */
+	buf_clear(&mc->repl);
+	return MA_WITHHOLD;
 }
 
 bool pg_mask_rows_whole(const struct pgconn *c)
@@ -1334,13 +1341,13 @@ struct buf *pg_mask_batch(struct pgconn *c)
 	return &c->mask->batch;
 }
 
-void pg_mask_row_too_big(struct pgconn *c, size_t total)
+enum mask_action pg_mask_row_too_big(struct pgconn *c, size_t total)
 {
 	char why[160];
 
 	snprintf(why, sizeof(why), "masking: a row of %zu bytes needs masking and is larger than max_message_size",
 		 total);
-	(void)refuse(c, why);
+	return refuse(c, why);
 }
 
 const char *pg_mask_withheld_error(struct pgconn *c)

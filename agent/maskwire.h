@@ -65,7 +65,8 @@ enum mask_action {
 /* A complete message (body without header), not a DataRow: those go
  * through pg_mask_row_begin and pg_mask_row. */
 enum mask_action pg_mask_server(struct pgconn *c, char type, const uint8_t *body, size_t n);
-/* The bytes to send instead (a whole message, header included). */
+/* The bytes to send instead (a whole message, header included) after
+ * MA_REPLACE; after MA_WITHHOLD it is empty. */
 struct buf *pg_mask_replacement(struct pgconn *c);
 /* One whole DataRow (body, n): MA_PASS (send it as it is), MA_REPLACE (its
  * masked copy was appended to dst), MA_WITHHOLD (refused: send the
@@ -82,8 +83,9 @@ bool pg_mask_rows_whole(const struct pgconn *c);
  * withheld). */
 enum mask_action pg_mask_row_begin(struct pgconn *c);
 /* A row too big to take whole while it needs masking: refuse the result
- * (the row is withheld). */
-void pg_mask_row_too_big(struct pgconn *c, size_t total);
+ * (the row is withheld). MA_REPLACE: the replacement is the error to send
+ * first; MA_WITHHOLD: nothing is (no memory for it). */
+enum mask_action pg_mask_row_too_big(struct pgconn *c, size_t total);
 /* Results are being withheld until ReadyForQuery. */
 bool pg_mask_withholding(const struct pgconn *c);
 /* The audit's outcome for a statement completing while withheld: the error

@@ -585,10 +585,8 @@ static int masked_row(struct pgconn *c, struct pg_pipe *p, size_t total)
 		p->stream_drop = false;
 		return 1;
 	}
-	if (a == MA_PASS && total > max_message(c)) {
-		pg_mask_row_too_big(c, total);
-		a = MA_REPLACE;
-	}
+	if (a == MA_PASS && total > max_message(c))
+		a = pg_mask_row_too_big(c, total);
 	if (a != MA_PASS) {
 		/* Refused (the error goes first) or withheld: the row is dropped as it streams. */
 		if (a == MA_REPLACE) {
