@@ -11,6 +11,7 @@
 #include "agent/pgconn.h"
 #include "agent/pgwire.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "policy/classes.h"
 #include "policy/classify.h"
 #include "policy/maskplan.h"
@@ -114,11 +115,6 @@ static const struct pol_mask *mask_of(const struct pgconn *c)
 		if (strcmp(p->masks[i].connection, g->conn->name) == 0 && p->masks[i].n_rules > 0)
 			return &p->masks[i];
 	return NULL;
-}
-
-bool pg_mask_enabled(const struct pgconn *c)
-{
-	return c->mask != NULL;
 }
 
 static int quote_lit(struct buf *b, const char *s)
@@ -362,19 +358,10 @@ static int push_ptr(void ***v, size_t n, void *p)
 	return 0;
 }
 
-static bool parse_u32(const char *s, uint32_t *out)
+/* A number of the catalog answer in [min, max] (NULL: none). */
+static bool catalog_num(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
-	char *end;
-	unsigned long v;
-
-	if (!s || !*s)
-		return false;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || v > UINT32_MAX)
-		return false;
-	*out = (uint32_t)v;
-	return true;
+	return s && parse_u64(s, min, max, out) == 0;
 }
 
 /* One row of the catalog answer: kind, then three text values (or NULL). */
@@ -382,7 +369,7 @@ static int catalog_row(struct maskconn *mc, const uint8_t *body, size_t n)
 {
 	char *v[5] = { NULL };
 	size_t off = 2;
-	uint32_t a, b;
+	uint64_t a, b, att;
 	int r = -EPROTO;
 
 	if (n < 2 || get_u16(body) != 5)
@@ -406,8 +393,10 @@ static int catalog_row(struct maskconn *mc, const uint8_t *body, size_t n)
 		r = -E2BIG;
 		goto out;
 	}
-	if (v[0] && strcmp(v[0], "c") == 0 && parse_u32(v[1], &a) && parse_u32(v[3], &b) &&
-	    b < mc->m->n_rules && v[2]) {
+	/* A column: its table's OID, its number (user columns only), its rule. */
+	if (v[0] && strcmp(v[0], "c") == 0 && catalog_num(v[1], 1, UINT32_MAX, &a) &&
+	    catalog_num(v[2], 1, INT16_MAX, &att) && mc->m->n_rules > 0 &&
+	    catalog_num(v[3], 0, mc->m->n_rules - 1, &b)) {
 		struct mcol *nc = reallocarray(mc->cols, mc->n_cols + 1, sizeof(*nc));
 
 		if (!nc) {
@@ -415,10 +404,10 @@ static int catalog_row(struct maskconn *mc, const uint8_t *body, size_t n)
 			goto out;
 		}
 		mc->cols = nc;
-		nc[mc->n_cols++] = (struct mcol){ a, atoi(v[2]), b };
+		nc[mc->n_cols++] = (struct mcol){ (uint32_t)a, (int32_t)att, (uint32_t)b };
 		r = 0;
-	} else if (v[0] && strcmp(v[0], "v") == 0 && parse_u32(v[1], &a) && parse_u32(v[2], &b) &&
-		   b <= mc->m->n_rules && v[3]) { /* n_rules: through a user function, any rule */
+	} else if (v[0] && strcmp(v[0], "v") == 0 && catalog_num(v[1], 1, UINT32_MAX, &a) &&
+		   catalog_num(v[2], 0, mc->m->n_rules, &b) && v[3]) { /* n_rules: through a user function, any rule */
 		struct mview *nv = reallocarray(mc->views, mc->n_views + 1, sizeof(*nv));
 		size_t *nr = nv ? reallocarray(mc->view_rules, mc->n_views + 1, sizeof(*nr)) : NULL;
 
@@ -430,7 +419,7 @@ static int catalog_row(struct maskconn *mc, const uint8_t *body, size_t n)
 			r = -ENOMEM;
 			goto out;
 		}
-		nv[mc->n_views] = (struct mview){ .oid = a, .rule = b, .def = v[4] };
+		nv[mc->n_views] = (struct mview){ .oid = (uint32_t)a, .rule = (uint32_t)b, .def = v[4] };
 		v[4] = NULL;
 		nr[mc->n_views] = b;
 		mc->n_views++;

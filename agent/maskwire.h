@@ -30,9 +30,6 @@ struct pend;
 struct sql_stmt;
 struct maskconn;
 
-/* Does the connection mask (its grant's connection has a [mask])? */
-bool pg_mask_enabled(const struct pgconn *c);
-
 /* Upstream is ready: send the catalog query (1: sent, the connection now
  * waits for its answer; 0: nothing to mask), or a negative errno. */
 int pg_mask_catalog_start(struct pgconn *c) WUR;
