@@ -334,10 +334,11 @@ static enum pg_action on_describe(struct pgconn *c, const uint8_t *body, size_t 
 		return refuse_named(c, e->sql, false);
 	if (!(d = pg_fifo_push(c, PEND_DESCRIBE)))
 		return pg_oom_close(c);
-	/* Masking reads a portal's description for its Execute. */
-	if (body[0] == 'P' && e && e->sql) {
+	/* Masking reads a portal's description for its Execute, the recorded
+	 * result a description for the Execute of the same statement. */
+	if (e && e->sql) {
 		d->sql = sqltext_ref(e->sql);
-		d->describe_portal = true;
+		d->describe_portal = body[0] == 'P';
 	}
 	return PG_FORWARD;
 }

@@ -100,7 +100,7 @@ struct pend {
 	bool subst;              /* QUERY/PARSE sent in a refused message's place: the
 				    server's error is replaced by ours (local) */
 	struct pgrec *rec;       /* QUERY/EXECUTE: the current statement's result, recorded */
-	bool describe_portal;    /* DESCRIBE: of a portal (sql is its statement's text) */
+	bool describe_portal;    /* DESCRIBE: of a portal (sql: the statement described, or the portal's) */
 };
 
 /* Name -> sqltext, for prepared statements and portals. */
@@ -175,8 +175,11 @@ struct pgconn {
 	iconv_t enc;             /* client_encoding -> UTF-8 for the audit, or (iconv_t)-1 */
 	char client_enc[32];     /* its name, as the server reported it ("" = not yet) */
 	struct buf desc;         /* the RowDescription answering the last Describe (pgrecord.h) */
+	struct sqltext *desc_of; /* ...of the statement it describes, or the portal's (a reference) */
 	struct pgrec *rec_spare; /* a finished record, kept for the next statement (pgrecord.c) */
 	struct maskconn *mask;   /* masking, when the connection has a [mask] (maskwire.h) */
+	bool mask_ddl;           /* DDL ran since the last ReadyForQuery outside a transaction
+				    (maskwire.h: every connection, masked or not) */
 	uint64_t n_statements;
 	int64_t connected_us;
 	const char *end_reason;

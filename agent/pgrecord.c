@@ -98,33 +98,44 @@ void pg_rec_description(struct pgconn *c, struct pend *e, const uint8_t *body, s
 		add_message(c, r, 'T', body, n);
 }
 
-void pg_rec_described(struct pgconn *c, const uint8_t *body, size_t n)
-{
-	buf_clear(&c->desc);
-	if (!body || !recording(c))
-		return;
-	c->desc.max = c->agent->pol->p->agent.record_bytes;
-	if (buf_put_u32(&c->desc, (uint32_t)n + 4) < 0 || buf_append(&c->desc, body, n) < 0)
-		buf_clear(&c->desc);
-}
-
 void pg_rec_bound(struct pgconn *c)
 {
 	buf_clear(&c->desc);
+	c->desc_of = sqltext_unref(c->desc_of);
 }
 
 void pg_rec_forget_description(struct pgconn *c)
 {
 	buf_release(&c->desc, 0);
+	c->desc_of = sqltext_unref(c->desc_of);
+}
+
+/* A Describe's answer, kept for an Execute of the same statement (of is
+ * NULL for a statement or portal sluice did not see made: kept for none). */
+void pg_rec_described(struct pgconn *c, struct sqltext *of, const uint8_t *body, size_t n)
+{
+	pg_rec_bound(c);
+	if (!body || !of || !recording(c))
+		return;
+	c->desc.max = c->agent->pol->p->agent.record_bytes;
+	if (buf_put_u32(&c->desc, (uint32_t)n + 4) < 0 || buf_append(&c->desc, body, n) < 0) {
+		buf_clear(&c->desc);
+		return;
+	}
+	c->desc_of = sqltext_ref(of);
 }
 
 /* An Execute's rows are described by the Describe before it (Bind,
- * Describe, Execute): taken once, and forgotten at the next Bind. */
+ * Describe, Execute) when it runs the statement described: taken once,
+ * and forgotten at the next Bind. A description of another statement's
+ * portal (Bind P1, Bind P2, Describe P1, Execute P2) waits for its own. */
 static void take_description(struct pgconn *c, struct pend *e, struct pgrec *r)
 {
-	if (e->kind == PEND_EXECUTE && !r->has_desc && r->rows == 0 && c->desc.len >= 4)
+	if (e->kind != PEND_EXECUTE || !e->sql || e->sql != c->desc_of)
+		return;
+	if (!r->has_desc && r->rows == 0 && c->desc.len >= 4)
 		add_message(c, r, 'T', c->desc.data + 4, c->desc.len - 4);
-	buf_clear(&c->desc);
+	pg_rec_bound(c);
 }
 
 struct pgrec *pg_rec_row(struct pgconn *c, struct pend *e, size_t total)
@@ -205,6 +216,7 @@ void pg_rec_free(struct pgconn *c, struct pend *e)
 
 void pg_rec_release(struct pgconn *c)
 {
+	pg_rec_forget_description(c);
 	if (!c->rec_spare)
 		return;
 	buf_release(&c->rec_spare->b, 0);

@@ -19,9 +19,11 @@ struct pgrec;
 
 /* A RowDescription answering the entry (a simple query's statement). */
 void pg_rec_description(struct pgconn *c, struct pend *e, const uint8_t *body, size_t n);
-/* A RowDescription (or NoData: body NULL) answering a Describe: it
- * describes the rows of the Execute after it. Forgotten at ReadyForQuery. */
-void pg_rec_described(struct pgconn *c, const uint8_t *body, size_t n);
+/* A RowDescription (or NoData: body NULL) answering a Describe of
+ * statement of (or of a portal of it): it describes the rows of the next
+ * Execute of that statement. Forgotten at a Bind and at ReadyForQuery. */
+struct sqltext;
+void pg_rec_described(struct pgconn *c, struct sqltext *of, const uint8_t *body, size_t n);
 void pg_rec_forget_description(struct pgconn *c);
 /* A DataRow of total bytes (header included) for entry e begins: the
  * record to copy its bytes into (pg_rec_tap, then pg_rec_row_done), or
@@ -38,5 +40,6 @@ const void *pg_rec_result(struct pgconn *c, struct pend *e, bool ran, size_t *le
 void pg_rec_bound(struct pgconn *c);
 /* After the statement is recorded (and when the entry goes). */
 void pg_rec_free(struct pgconn *c, struct pend *e);
-/* The connection is going: free the record kept for reuse. */
+/* The connection is going: free the record kept for reuse and the
+ * description. */
 void pg_rec_release(struct pgconn *c);

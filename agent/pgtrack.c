@@ -459,7 +459,7 @@ enum pg_action pg_track_server(struct pgconn *c, char type, const uint8_t *body,
 	case 'T': /* RowDescription */
 	case 'n': /* NoData */
 		if (e && e->kind == PEND_DESCRIBE) {
-			pg_rec_described(c, type == 'T' ? body : NULL, n);
+			pg_rec_described(c, e->sql, type == 'T' ? body : NULL, n);
 			return pg_fifo_pop_emit(c) < 0 ? pg_oom_close(c) : PG_FORWARD;
 		}
 		if (e && type == 'T' && (e->kind == PEND_QUERY || e->kind == PEND_EXECUTE))

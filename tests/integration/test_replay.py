@@ -102,6 +102,39 @@ def test_extended_protocol_text_and_binary(agent):
     assert none_row["result"]["rows"] == [] and none_row["rows"] == 0
 
 
+def test_a_description_belongs_to_its_own_statement(agent, accounts):
+    """Raw extended protocol: Bind P1, Bind P2, Describe P1, Execute P2,
+    Execute P1. P2's rows are not shown under P1's columns; P1's Execute,
+    later, still gets its description."""
+    import struct
+    import regress_wire as w
+
+    def parse(name, sql):
+        return w.msg(b"P", name.encode() + b"\0" + sql.encode() + b"\0" + struct.pack("!H", 0))
+
+    def bind(portal, stmt):
+        return w.msg(b"B", portal.encode() + b"\0" + stmt.encode() + b"\0" + struct.pack("!HHH", 0, 0, 0))
+
+    g = agent.request_grant(SERVICE_A)
+    s = w.Wire.connect(g["socket_dir"], accounts[SERVICE_A])
+    s.handshake()
+    s.send(parse("s1", "select 1 as one") + parse("s2", "select 'x'::text as two, 2 as three") +
+           bind("p1", "s1") + bind("p2", "s2") + w.msg(b"D", b"Pp1\0") +
+           w.msg(b"E", b"p2\0" + struct.pack("!I", 0)) + w.msg(b"E", b"p1\0" + struct.pack("!I", 0)) +
+           w.msg(b"S"))
+    msgs = s.read_until("Z")
+    s.send(w.terminate())
+    s.close()
+    assert [t for t, _ in msgs if t in "TDCE"] == ["T", "D", "C", "D", "C"], msgs
+    rows = wait_rows(agent, g["id"], 2)
+    p2, p1 = rows[-2:]
+    assert p2["sql"].startswith("select 'x'") and p1["sql"] == "select 1 as one"
+    assert p2["result"]["rows"] == [["x", "2"]]
+    assert [c["name"] for c in p2["result"]["columns"]] in ([None, None], ["two", "three"])
+    assert [c["name"] for c in p1["result"]["columns"]] == ["one"]
+    assert p1["result"]["rows"] == [["1"]]
+
+
 def test_caps_cut_what_is_kept_and_say_so(agent_factory):
     agent = agent_factory(agent={"record_rows": "2"})
     g = agent.request_grant(SERVICE_A)
