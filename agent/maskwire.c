@@ -20,6 +20,12 @@
 #define CATALOG_ROWS_MAX 200000 /* masked columns, views and functions read at start */
 #define CURSORS_MAX 256         /* DECLAREd cursors remembered per connection */
 
+/* Bumped when DDL on any sluice connection of this agent ends its
+ * transaction: every masked connection then reads its catalog again before
+ * its next request (the loop thread is the only one, as for guard.h's
+ * cache). */
+static uint64_t ddl_generation;
+
 enum { FA_PASS, FA_MASK, FA_DETECT };
 
 struct fieldact {
@@ -89,6 +95,10 @@ struct maskconn {
 	bool stale;
 	bool in_batch;         /* the client is inside an extended-protocol batch */
 	struct catsave *saved; /* the catalog before a refresh, until it succeeds */
+	uint64_t generation;   /* ddl_generation when the catalog was read */
+	bool refreshed_in_txn; /* ...read inside a transaction: read again once it ends */
+	bool ddl_in_request;   /* DDL completed since the last ReadyForQuery: the catalog
+				  cannot be read before the rest of this request runs */
 	/* Results. */
 	struct rowmask cur;    /* the result being relayed */
 	struct rowmask next;   /* from a Describe of a portal: for Executes of its
@@ -277,6 +287,7 @@ int pg_mask_catalog_start(struct pgconn *c)
 	mc->m = m;
 	mc->repl = (struct buf)BUF_INIT(c->agent->pol->p->agent.max_message_size + 64);
 	mc->batch = (struct buf)BUF_INIT(2 * (size_t)c->agent->pol->p->agent.max_message_size + (1u << 20));
+	mc->generation = ddl_generation;
 	c->mask = mc;
 	r = send_catalog_query(c, m);
 	return r < 0 ? r : 1;
@@ -291,6 +302,11 @@ int pg_mask_client(struct pgconn *c, char type)
 
 	if (!mc)
 		return 0;
+	/* DDL on another connection, since the catalog was read. */
+	if (mc->generation != ddl_generation && !mc->saved) {
+		mc->stale = true;
+		mc->generation = ddl_generation;
+	}
 	/* Only between requests: a Query, or the first message of a batch. */
 	if (mc->stale && !mc->saved && (type == 'Q' || (batch_msg && !mc->in_batch))) {
 		mc->saved = malloc(sizeof(*mc->saved));
@@ -342,6 +358,10 @@ int pg_mask_refresh_message(struct pgconn *c, char type, const uint8_t *body, si
 			return r; /* the connection fails: nothing masked from a stale catalog */
 		catalog_free(mc->saved);
 	}
+	/* Read inside a transaction: what it saw may be rolled back (a view
+	 * dropped comes back), or be an older snapshot. */
+	if (n >= 1 && body[0] != 'I')
+		mc->refreshed_in_txn = true;
 	free(mc->saved);
 	mc->saved = NULL;
 	return pg_fifo_pop_emit(c);
@@ -393,6 +413,7 @@ static int catalog_row(struct maskconn *mc, const uint8_t *body, size_t n)
 		r = -E2BIG;
 		goto out;
 	}
+
 	/* A column: its table's OID, its number (user columns only), its rule. */
 	if (v[0] && strcmp(v[0], "c") == 0 && catalog_num(v[1], 1, UINT32_MAX, &a) &&
 	    catalog_num(v[2], 1, INT16_MAX, &att) && mc->m->n_rules > 0 &&
@@ -455,11 +476,12 @@ static int plan_views(struct maskconn *mc)
 		struct mview *v = &mc->views[i];
 		struct mask_plans p = { 0 };
 		int rule = v->rule < mc->m->n_rules ? (int)v->rule : MP_RULE_ANY;
+		int r;
 
 		v->all = (struct mp_column){ .tainted = true, .rule = rule, .mixed = rule == MP_RULE_ANY };
 		if (!v->def)
 			continue;
-		if (mask_plan(v->def, mc->m, &cat, &p) < 0)
+		if ((r = mask_plan(v->def, mc->m, &cat, &p)) < 0)
 			return -ENOMEM;
 		if (!p.error && p.n == 1 && p.v[0].verdict != MP_REFUSE) {
 			if (p.v[0].verdict == MP_CLEAN) {
@@ -758,12 +780,18 @@ void pg_mask_verdict(struct pgconn *c, const char *text, size_t len, const struc
 	const char *s = text;
 	size_t n = len;
 
-	if (!mc || v->kind == VERDICT_BLOCK)
+	if (v->kind == VERDICT_BLOCK)
 		return;
 	/* DDL may move what the catalog said (a table dropped and made
-	 * again has a new OID): read it again before the next request. */
-	if (!st || (st->classes & (CLASS_BIT(CLASS_DDL) | CLASS_BIT(CLASS_DROP))))
-		mc->stale = true;
+	 * again has a new OID): read it again before the next request, on
+	 * this connection and, once its transaction ends, on the others. */
+	if (!st || (st->classes & (CLASS_BIT(CLASS_DDL) | CLASS_BIT(CLASS_DROP)))) {
+		c->mask_ddl = true;
+		if (mc)
+			mc->stale = true;
+	}
+	if (!mc)
+		return;
 	if (st && st->len) {
 		s = text + st->off;
 		n = st->len;
@@ -793,6 +821,62 @@ void pg_mask_verdict(struct pgconn *c, const char *text, size_t len, const struc
 }
 
 /* ---- results --------------------------------------------------------------------- */
+
+/* A command tag of a statement that may change the catalog (an EXECUTE of
+ * a statement prepared in an earlier request was never decided here). */
+static bool ddl_tag(const uint8_t *body, size_t n)
+{
+	static const char *const words[] = { "CREATE ", "ALTER ", "DROP " };
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		size_t k = strlen(words[i]);
+
+		if (n >= k && memcmp(body, words[i], k) == 0)
+			return true;
+	}
+	return false;
+}
+
+void pg_mask_settle(struct pgconn *c, char type, const uint8_t *body, size_t n)
+{
+	struct maskconn *mc = c->mask;
+
+	if (type == 'C' && ddl_tag(body, n)) {
+		c->mask_ddl = true;
+		if (mc) {
+			mc->stale = true;
+			mc->ddl_in_request = true;
+		}
+		return;
+	}
+	if (type != 'Z' || n < 1)
+		return;
+	if (mc) {
+		mc->ddl_in_request = false;
+	}
+	if (body[0] != 'I')
+		return; /* still in a transaction: not seen by the others yet, and may be rolled back */
+	if (c->mask_ddl) {
+		c->mask_ddl = false;
+		ddl_generation++;
+	}
+	if (mc && mc->refreshed_in_txn) {
+		mc->refreshed_in_txn = false;
+		mc->stale = true;
+	}
+}
+
+static enum mask_action refuse(struct pgconn *c, const char *why);
+
+/* DDL earlier in this request may have made what its rows come from
+ * carry masked data (a view made or replaced), and the catalog cannot be
+ * read in the middle of it: rows are refused. */
+static bool refuse_after_ddl(struct maskconn *mc)
+{
+	return mc->ddl_in_request;
+}
+
+#define AFTER_DDL_WHY "masking: the catalog changes with DDL earlier in this request; send this statement after a Sync (or in a Query of its own)"
 
 static const struct mcol *masked_col(const struct maskconn *mc, uint32_t oid, int attnum)
 {
@@ -1036,6 +1120,8 @@ static enum mask_action on_description(struct pgconn *c, const uint8_t *body, si
 		return MA_PASS;
 	if (e->kind == PEND_DESCRIBE && !e->describe_portal)
 		return MA_PASS; /* a statement's: formats are the Bind's, the portal's comes later */
+	if (refuse_after_ddl(mc))
+		return refuse(c, AFTER_DDL_WHY);
 	rm = e->kind == PEND_DESCRIBE ? &mc->next : &mc->cur;
 	if (!head_statement(c, e, &text, &len, &st)) {
 		/* A portal sluice did not see made: trace nothing, mask everything. */
@@ -1241,6 +1327,8 @@ static enum mask_action start_rows(struct pgconn *c)
 
 	if (mc->cur.set)
 		return MA_PASS;
+	if (refuse_after_ddl(mc))
+		return refuse(c, AFTER_DDL_WHY);
 	/* A description of a portal of the same statement (the portal itself,
 	 * or another bound to it: the same columns, masked alike); it stays
 	 * for the portal's next Execute (a row limit) until ReadyForQuery. */

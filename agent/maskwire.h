@@ -47,6 +47,13 @@ bool pg_mask_refreshing(struct pgconn *c);
 /* One of them (consumed, never forwarded). 0, or <0: fail the connection. */
 int pg_mask_refresh_message(struct pgconn *c, char type, const uint8_t *body, size_t n) WUR;
 
+/* A CommandComplete or ReadyForQuery from the server (READY, any
+ * connection, masked or not; not an answer to the catalog query): DDL
+ * that completed makes this connection read its catalog again, and, once
+ * its transaction ends, every masked connection of the agent; rows later
+ * in the same request are refused. */
+void pg_mask_settle(struct pgconn *c, char type, const uint8_t *body, size_t n);
+
 /* Statement st of text (text is the whole string; st may be NULL for a text
  * of one statement) is about to be decided allowed: a mask plan that refuses
  * it turns v into a block naming the [mask] section. */

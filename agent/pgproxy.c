@@ -734,6 +734,9 @@ static int scan_server(struct pgconn *c)
 			pipe_cut(p, p->scan, total);
 			continue;
 		}
+		/* DDL done, a transaction ended: masking's catalog may be stale. */
+		if (c->state == PGS_READY && (type == 'C' || type == 'Z') && !pg_mask_refreshing(c))
+			pg_mask_settle(c, type, m + PG_HEADER, len - 4);
 		if (c->state == PGS_READY && c->mask) {
 			r = masked_message(c, p, type, total);
 			if (r < 0)

@@ -267,3 +267,103 @@ def test_errors_keep_what_carries_no_value(masked):
         assert d.table_name == "mask_edge" and d.column_name == "name"
         with pytest.raises(psycopg.errors.UndefinedTable):
             conn.execute("select * from ops.no_such_table")
+
+
+# --- the catalog after DDL ------------------------------------------------------------
+
+# A view whose column is an expression over a masked one (upper() keeps the
+# SSN as it is): only the catalog knows it carries ops.customers.ssn.
+UPPER_VIEW = "create or replace view ops.mask_up as select id, upper(ssn) as u from ops.customers"
+CLEAN_VIEW = "create or replace view ops.mask_up as select id, upper(name) as u from ops.customers"
+
+
+@pytest.fixture
+def upper_view(masked):
+    masked.pg.psql_super(f"{UPPER_VIEW}; ALTER VIEW ops.mask_up OWNER TO sluice_broker;",
+                         SAMPLE_DB).check("view set-up")
+    return masked
+
+
+def check_masked_or_refused(conn, sql):
+    try:
+        rows = conn.execute(sql).fetchall()
+    except psycopg.Error as e:
+        assert e.sqlstate == "42501" and not leaks(str(e)), str(e)
+        return
+    assert not leaks(repr(rows)), rows
+    assert rows and all(r[-1].startswith("****") for r in rows), rows
+
+
+@pytest.mark.parametrize("ddl", ["drop view ops.mask_up", CLEAN_VIEW], ids=["drop", "replace"])
+def test_ddl_rolled_back_reads_the_catalog_again(upper_view, ddl):
+    # The catalog is read again inside the transaction (the view gone or
+    # clean); ROLLBACK brings the old view back, so it is read once more.
+    g = upper_view.request_grant(SERVICE_A)
+    with connect(SERVICE_A, g) as conn:
+        check_masked_or_refused(conn, "select * from ops.mask_up order by id")
+        conn.execute("begin")
+        conn.execute(ddl)
+        conn.execute("select 1")  # the catalog is read again before this
+        conn.execute("rollback")
+        check_masked_or_refused(conn, "select * from ops.mask_up order by id")
+        check_masked_or_refused(conn, "select u from ops.mask_up order by id")
+
+
+def test_ddl_then_a_read_in_one_batch(upper_view, raw):
+    # The view is made over the masked column and read in the same batch:
+    # the catalog cannot be read between them, so the read is refused.
+    for view in (UPPER_VIEW.replace("mask_up", "mask_b1"), UPPER_VIEW):
+        name = "ops.mask_b1" if "mask_b1" in view else "ops.mask_up"
+        msgs = raw.run(w.query(CLEAN_VIEW))  # mask_up clean first
+        for sel in (f"select * from {name} order by id",):
+            msgs = raw.run(parse("", view) + bind("", "") + execute("") +
+                           parse("", sel) + bind("", "") + describe_portal("") + execute("") + sync())
+            assert not leaks(b"".join(b for _, b in msgs)), msgs
+            errs = errors_of(msgs)
+            assert errs and errs[0]["C"] == "42501" and "Sync" in errs[0]["M"], msgs
+            # The next batch sees the catalog read again: masked.
+            msgs = raw.run(parse("", sel) + bind("", "") + describe_portal("") + execute("") + sync())
+            assert [v[-1] for v in rows_of(msgs)] == [b"****6789", b"****4321", b"****3456"], msgs
+        raw.run(w.query("drop view if exists ops.mask_b1"))
+
+
+def test_ddl_then_a_prepared_read_in_one_batch(upper_view, raw):
+    # A statement prepared while the view was clean, executed in the batch
+    # that makes it carry the masked column.
+    raw.run(w.query(CLEAN_VIEW))
+    msgs = raw.run(parse("sel", "select * from ops.mask_up order by id") + sync())
+    msgs = raw.run(parse("", UPPER_VIEW) + bind("", "") + execute("") +
+                   bind("p", "sel") + describe_portal("p") + execute("p") + sync())
+    assert not leaks(b"".join(b for _, b in msgs)), msgs
+    errs = errors_of(msgs)
+    assert errs and errs[0]["C"] == "42501", msgs
+
+
+def test_simple_query_ddl_then_read(upper_view):
+    # One Query text: the planner sees the view made earlier in the text.
+    g = upper_view.request_grant(SERVICE_A)
+    r = sf.psql_as(SERVICE_A, g["socket_dir"], SAMPLE_DB,
+                   "create view ops.mask_s as select id, upper(ssn) as u from ops.customers; "
+                   "select * from ops.mask_s order by id")
+    out = r.stdout + r.stderr
+    assert not leaks(out), out
+    assert "****6789" in out or "42501" in out or "refused" in out, out
+
+
+def test_ddl_on_another_connection(upper_view):
+    # Connection B is open before A changes the view: B reads the catalog
+    # again before its next request.
+    g = upper_view.request_grant(SERVICE_A)
+    upper_view.pg.psql_super(CLEAN_VIEW, SAMPLE_DB).check("clean view")
+    with connect(SERVICE_A, g) as b, connect(SERVICE_A, g) as a:
+        assert b.execute("select u from ops.mask_up order by id").fetchall()[0] == ("ADA LOVELACE",)
+        a.execute(UPPER_VIEW)
+        check_masked_or_refused(b, "select * from ops.mask_up order by id")
+        a.execute("create view ops.mask_c as select id, upper(ssn) as u from ops.customers")
+        check_masked_or_refused(b, "select * from ops.mask_c order by id")
+        # Made in a transaction: seen once it commits.
+        a.execute("begin")
+        a.execute("create view ops.mask_d as select id, upper(ssn) as u from ops.customers")
+        b.execute("select 1")
+        a.execute("commit")
+        check_masked_or_refused(b, "select * from ops.mask_d order by id")
