@@ -19,6 +19,12 @@
 
 #define CATALOG_ROWS_MAX 200000 /* masked columns, views and functions read at start */
 #define CURSORS_MAX 256         /* DECLAREd cursors remembered per connection */
+/* Bytes of the catalog's values kept (view definitions can be long): a
+ * bigger catalog refuses the connection. */
+#define CATALOG_BYTES_MAX (32u << 20)
+/* The rows buffer is given back at ReadyForQuery when one big result grew
+ * it past this (it may reach twice max_message_size). */
+#define BATCH_KEEP (64u << 10)
 
 /* Bumped when DDL on any sluice connection of this agent ends its
  * transaction: every masked connection then reads its catalog again before
@@ -44,7 +50,7 @@ struct mcol {
 struct mview {
 	uint32_t oid;
 	uint32_t rule;
-	char *def;                  /* pg_get_viewdef: planned once the catalog is read */
+	char *def;                  /* pg_get_viewdef: planned once the catalog is read, then freed */
 	struct mp_column *cols;     /* its columns' taints, by attnum - 1 (NULL: see all) */
 	size_t n_cols;
 	struct mp_column all;       /* when the plan was not positional, or had no column */
@@ -88,6 +94,7 @@ struct maskconn {
 	char **funcs;
 	size_t n_funcs;
 	size_t cat_rows;
+	size_t cat_bytes;
 	bool cat_failed;
 	char cat_sqlstate[6];  /* of a failed read */
 	/* After DDL on this connection the catalog is read again, before the
@@ -236,6 +243,7 @@ static struct catsave catalog_take(struct maskconn *mc)
 	mc->funcs = NULL;
 	mc->n_funcs = 0;
 	mc->cat_rows = 0;
+	mc->cat_bytes = 0;
 	mc->cat_failed = false;
 	mc->cat_sqlstate[0] = '\0';
 	return k;
@@ -413,7 +421,11 @@ static int catalog_row(struct maskconn *mc, const uint8_t *body, size_t n)
 		r = -E2BIG;
 		goto out;
 	}
-
+	mc->cat_bytes += n;
+	if (mc->cat_bytes > CATALOG_BYTES_MAX) {
+		r = -EFBIG;
+		goto out;
+	}
 	/* A column: its table's OID, its number (user columns only), its rule. */
 	if (v[0] && strcmp(v[0], "c") == 0 && catalog_num(v[1], 1, UINT32_MAX, &a) &&
 	    catalog_num(v[2], 1, INT16_MAX, &att) && mc->m->n_rules > 0 &&
@@ -497,6 +509,9 @@ static int plan_views(struct maskconn *mc)
 			}
 		}
 		mask_plans_free(&p);
+		/* Nothing reads the definition again. */
+		free(v->def);
+		v->def = NULL;
 	}
 	return 0;
 }
@@ -519,7 +534,9 @@ int pg_mask_catalog_message(struct pgconn *c, char type, const uint8_t *body, si
 		r = catalog_row(mc, body, n);
 		if (r < 0) {
 			log_warn("grant %s: cannot read the masking catalog: %s", c->gc.grant->id,
-				 r == -E2BIG ? "too many rows" : strerror(-r));
+				 r == -E2BIG ? "too many rows (more than 200000)"
+				 : r == -EFBIG ? "too large (more than 32 MiB: view definitions?)"
+				 : strerror(-r));
 			mc->cat_failed = true;
 		}
 		return 0;
@@ -853,6 +870,11 @@ void pg_mask_settle(struct pgconn *c, char type, const uint8_t *body, size_t n)
 		return;
 	if (mc) {
 		mc->ddl_in_request = false;
+		/* One big result does not keep its buffers for the connection's life. */
+		if (mc->batch.cap > BATCH_KEEP)
+			buf_release(&mc->batch, 0);
+		if (!mc->withhold && mc->repl.cap > BATCH_KEEP)
+			buf_release(&mc->repl, 0);
 	}
 	if (body[0] != 'I')
 		return; /* still in a transaction: not seen by the others yet, and may be rolled back */

@@ -367,3 +367,23 @@ def test_ddl_on_another_connection(upper_view):
         b.execute("select 1")
         a.execute("commit")
         check_masked_or_refused(b, "select * from ops.mask_d order by id")
+
+
+def test_a_catalog_too_large_refuses_the_connection(upper_view):
+    # Views' definitions are kept while the catalog is read: past 32 MiB
+    # of it the connection is refused, not masked from part of it.
+    pad = "x" * (1 << 20)
+    sql = "".join(f"create view ops.mask_big{i} as select id, ssn, '{pad}'::text as pad "
+                  f"from ops.customers;" for i in range(34))
+    upper_view.pg.psql_super(sql, SAMPLE_DB).check("big views")
+    try:
+        g = upper_view.request_grant(SERVICE_A)
+        r = sf.psql_as(SERVICE_A, g["socket_dir"], SAMPLE_DB, "select ssn from ops.customers")
+        out = r.stdout + r.stderr
+        assert r.rc != 0 and "cannot read the catalog" in out and not leaks(out), out[:500]
+        assert "too large" in upper_view.log()
+    finally:
+        upper_view.pg.psql_super("".join(f"drop view if exists ops.mask_big{i};" for i in range(34)),
+                                 SAMPLE_DB).check("drop big views")
+    r = sf.psql_as(SERVICE_A, g["socket_dir"], SAMPLE_DB, "select ssn from ops.customers order by id")
+    assert r.rc == 0 and "****6789" in r.stdout, r.stdout + r.stderr
