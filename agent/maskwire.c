@@ -854,11 +854,58 @@ static bool ddl_tag(const uint8_t *body, size_t n)
 	return false;
 }
 
+static bool starts_with_word(const char *text, size_t len, const char *word);
+
+/* The word "into" anywhere in text (a SELECT INTO makes a table). */
+static bool has_into(const char *t, size_t len)
+{
+	for (size_t i = 0; i + 4 <= len; i++)
+		if (strncasecmp(t + i, "into", 4) == 0)
+			return true;
+	return false;
+}
+
+/* The statement completing (the head of the FIFO, before the tracker moves
+ * on) may have changed the catalog: its tag says so, or its classes do. A
+ * CREATE MATERIALIZED VIEW, CREATE TABLE AS or SELECT INTO is tagged
+ * "SELECT n"; an Execute's statement was decided when it was parsed,
+ * maybe requests ago. */
+static bool completed_ddl(struct pgconn *c, const uint8_t *body, size_t n)
+{
+	const uint32_t ddl = CLASS_BIT(CLASS_DDL) | CLASS_BIT(CLASS_DROP);
+	struct pend *e = pg_fifo_head(c);
+	struct guard_class *k = NULL;
+	const char *t;
+	size_t len;
+	bool yes;
+
+	if (ddl_tag(body, n))
+		return true;
+	if (!e || !e->sql || (e->kind != PEND_QUERY && e->kind != PEND_EXECUTE))
+		return false;
+	if (e->kind == PEND_QUERY && e->cls)
+		return e->cur < e->cls->c.n && (e->cls->c.v[e->cur].classes & ddl);
+	t = e->sql->text;
+	len = e->sql->len;
+	if (starts_with_word(t, len, "create"))
+		return true;
+	if (n < 7 || memcmp(body, "SELECT ", 7) != 0 || !has_into(t, len))
+		return false;
+	/* Rare: classified once, then cached. No memory: say DDL (read again). */
+	if (guard_classify(t, len, &k) < 0 || !k)
+		return true;
+	yes = false;
+	for (size_t i = 0; i < k->c.n; i++)
+		yes |= (k->c.v[i].classes & ddl) != 0;
+	guard_class_unref(k);
+	return yes;
+}
+
 void pg_mask_settle(struct pgconn *c, char type, const uint8_t *body, size_t n)
 {
 	struct maskconn *mc = c->mask;
 
-	if (type == 'C' && ddl_tag(body, n)) {
+	if (type == 'C' && completed_ddl(c, body, n)) {
 		c->mask_ddl = true;
 		if (mc) {
 			mc->stale = true;

@@ -387,3 +387,34 @@ def test_a_catalog_too_large_refuses_the_connection(upper_view):
                                  SAMPLE_DB).check("drop big views")
     r = sf.psql_as(SERVICE_A, g["socket_dir"], SAMPLE_DB, "select ssn from ops.customers order by id")
     assert r.rc == 0 and "****6789" in r.stdout, r.stdout + r.stderr
+
+
+def test_prepared_ddl_executed_in_a_later_batch(upper_view, raw):
+    # A CREATE MATERIALIZED VIEW is decided when parsed and runs when
+    # executed, a batch later; its tag ("SELECT 3") does not say DDL.
+    try:
+        msgs = raw.run(parse("mv", "create materialized view ops.mask_mv as "
+                                   "select id, upper(ssn) as u from ops.customers") + sync())
+        assert not errors_of(msgs), msgs
+        sel = parse("", "select * from ops.mask_mv order by id") + bind("", "") + describe_portal("") + execute("")
+        msgs = raw.run(bind("", "mv") + execute("") + sel + sync())
+        assert not leaks(b"".join(b for _, b in msgs)), msgs
+        errs = errors_of(msgs)
+        assert errs and errs[0]["C"] == "42501", msgs
+        msgs = raw.run(sel + sync())
+        assert [v[-1] for v in rows_of(msgs)] == [b"****6789", b"****4321", b"****3456"], msgs
+    finally:
+        raw.run(w.query("drop materialized view if exists ops.mask_mv"))
+
+
+def test_prepared_select_into_remakes_a_masked_table(masked, raw):
+    # SELECT INTO, prepared before the masked table is dropped, makes it
+    # again (a new OID) a batch later; its tag is "SELECT 1".
+    msgs = raw.run(parse("si", "select 9 as id, 'TOPSECRET-nine'::text as secret into ops.mask_edge") + sync())
+    assert not errors_of(msgs), msgs
+    assert not errors_of(raw.run(w.query("drop table ops.mask_edge"))), "drop"
+    msgs = raw.run(bind("", "si") + execute("") + sync())
+    assert not errors_of(msgs), msgs
+    msgs = raw.run(w.query("select secret from ops.mask_edge"))
+    assert not leaks(b"".join(b for _, b in msgs)), msgs
+    assert rows_of(msgs) == [[b"[masked]"]], msgs
