@@ -905,6 +905,11 @@ void pg_mask_settle(struct pgconn *c, char type, const uint8_t *body, size_t n)
 {
 	struct maskconn *mc = c->mask;
 
+	/* Nothing masks on this agent: no catalog to keep fresh, and no
+	 * statement pays for looking (a connection that starts masking after
+	 * a reload reads its catalog then). */
+	if (!mc && c->agent->pol->p->n_masks == 0)
+		return;
 	if (type == 'C' && completed_ddl(c, body, n)) {
 		c->mask_ddl = true;
 		if (mc) {
@@ -936,14 +941,6 @@ void pg_mask_settle(struct pgconn *c, char type, const uint8_t *body, size_t n)
 }
 
 static enum mask_action refuse(struct pgconn *c, const char *why);
-
-/* DDL earlier in this request may have made what its rows come from
- * carry masked data (a view made or replaced), and the catalog cannot be
- * read in the middle of it: rows are refused. */
-static bool refuse_after_ddl(struct maskconn *mc)
-{
-	return mc->ddl_in_request;
-}
 
 #define AFTER_DDL_WHY "masking: the catalog changes with DDL earlier in this request; send this statement after a Sync (or in a Query of its own)"
 
@@ -1189,7 +1186,7 @@ static enum mask_action on_description(struct pgconn *c, const uint8_t *body, si
 		return MA_PASS;
 	if (e->kind == PEND_DESCRIBE && !e->describe_portal)
 		return MA_PASS; /* a statement's: formats are the Bind's, the portal's comes later */
-	if (refuse_after_ddl(mc))
+	if (mc->ddl_in_request)
 		return refuse(c, AFTER_DDL_WHY);
 	rm = e->kind == PEND_DESCRIBE ? &mc->next : &mc->cur;
 	if (!head_statement(c, e, &text, &len, &st)) {
@@ -1396,7 +1393,7 @@ static enum mask_action start_rows(struct pgconn *c)
 
 	if (mc->cur.set)
 		return MA_PASS;
-	if (refuse_after_ddl(mc))
+	if (mc->ddl_in_request)
 		return refuse(c, AFTER_DDL_WHY);
 	/* A description of a portal of the same statement (the portal itself,
 	 * or another bound to it: the same columns, masked alike); it stays
